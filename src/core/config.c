@@ -26,7 +26,7 @@ const struct lf_config_key lf_config_keys[] = {
     KEY("LEADFLOW_INGEST_QUEUE", 'i', "100000", ingest_queue_max, "events waiting for the "
                                                                   "ingest writer; beyond: 503"),
     KEY("LEADFLOW_INGEST_BATCH", 'i', "1000", ingest_batch_max, "events per group commit"),
-    KEY("LEADFLOW_INGEST_WAIT_US", 'i', "2000", ingest_wait_us, "longest wait to fill a group "
+    KEY("LEADFLOW_INGEST_WAIT_US", 'i', "0", ingest_wait_us, "longest wait to fill a group "
                                                                 "commit, microseconds"),
     KEY("LEADFLOW_ACCESS_LOG", 'b', "1", access_log, "write one JSON line per request"),
     KEY("LEADFLOW_LOG_LEVEL", 's', "info", log_level, "debug, info, warn or error"),

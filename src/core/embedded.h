@@ -15,6 +15,9 @@ extern const struct lf_embedded lf_embedded_migrations[];
 /* The .json files of config/defaults, in name order. */
 extern const struct lf_embedded lf_embedded_defaults[];
 
+/* The .json files of src/api (the OpenAPI document). */
+extern const struct lf_embedded lf_embedded_api[];
+
 /* The entry named name in table, or NULL. */
 const struct lf_embedded *lf_embedded_find(const struct lf_embedded *table, const char *name);
 

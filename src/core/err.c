@@ -53,5 +53,6 @@ void lf_err_clear(struct lf_err *err)
 {
     if (err == NULL) return;
     json_decref(err->fields);
+    json_decref(err->ext);
     memset(err, 0, sizeof(*err));
 }

@@ -40,6 +40,7 @@ struct lf_err {
     char msg[256];       /* one sentence for the problem document's detail */
     json_t *fields;      /* array of {"field","message"} or NULL; owned */
     int retry_after_s;   /* for ERATE/EBUSY/ESTORE: the Retry-After header, 0 when unset */
+    json_t *ext;         /* extension members of the problem document, or NULL; owned */
 };
 
 /* The message of a code (negative or positive); never NULL. */

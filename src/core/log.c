@@ -32,7 +32,7 @@ void lf_log_json(enum lf_log_level level, const char *msg, json_t *fields)
     json_t *line = json_pack("{s:s, s:s, s:s}", "ts", lf_time_format(lf_now_ms(), ts, sizeof ts),
                              "level", names[level], "msg", msg);
     if (fields) json_object_update(line, fields);
-    char *text = json_dumps(line, JSON_COMPACT);
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(line);
     if (text == NULL) return;
     size_t n = strlen(text);

@@ -347,6 +347,11 @@ const char *lf_stmt_text(struct lf_stmt *st, int col)
     return st->conn->db->eng->col_text(st->h, col);
 }
 
+int64_t lf_db_changes(struct lf_conn *c)
+{
+    return c->db->eng->changes(c->h);
+}
+
 const char *lf_db_errmsg(struct lf_conn *c)
 {
     return c->db->eng->errmsg(c->h);

@@ -98,6 +98,9 @@ int lf_db_run(struct lf_conn *c, struct lf_err *err, const char *sql, const char
 int lf_db_int(struct lf_conn *c, struct lf_err *err, int64_t *out, const char *sql,
               const char *fmt, ...);
 
+/* Rows changed by the last statement run on this connection. */
+int64_t lf_db_changes(struct lf_conn *c);
+
 /* The engine's last error message on this connection. */
 const char *lf_db_errmsg(struct lf_conn *c);
 

@@ -1,0 +1,31 @@
+/* What the API files share: their route tables and a few helpers for handlers. */
+#ifndef LF_API_H
+#define LF_API_H
+
+#include "app.h"
+#include "core/jsonx.h"
+#include "http/http.h"
+#include "store/db.h"
+#include "store/query.h"
+
+extern const struct lf_route lf_events_routes[];
+extern const struct lf_route lf_sources_routes[];
+extern const struct lf_route lf_system_routes[];
+
+/* Every route table, NULL-terminated, for lf_router_init. */
+extern const struct lf_route *const lf_api_tables[];
+
+/* Acquires a connection for the handler; on failure answers 503 and returns NULL. */
+struct lf_conn *lf_api_conn(struct lf_req *r, enum lf_db_mode mode);
+
+/* Reads an optional RFC 3339 query argument. Returns 0 (*out = -1 when absent) or
+ * -LF_EINVAL naming the argument in err. */
+int lf_api_time_arg(struct lf_req *r, const char *name, int64_t *out, struct lf_err *err);
+
+/* Wraps a list: {"items": items (stolen), "next_cursor": cursor or null}. */
+json_t *lf_api_page(json_t *items, const char *next_cursor);
+
+/* 1 when s is a slug: 1..63 of [a-z0-9_-], starting with a letter or digit. */
+int lf_api_is_slug(const char *s);
+
+#endif

@@ -1,0 +1,52 @@
+/* Helpers shared by the API handlers, and the list of every route table. */
+#include "api/api.h"
+#include "core/timeutil.h"
+
+#include <string.h>
+
+const struct lf_route *const lf_api_tables[] = {
+    lf_system_routes,
+    lf_events_routes,
+    lf_sources_routes,
+    NULL,
+};
+
+struct lf_conn *lf_api_conn(struct lf_req *r, enum lf_db_mode mode)
+{
+    struct lf_err err = {0};
+    struct lf_conn *c = lf_db_acquire(r->app->db, mode, &err);
+    if (c == NULL) {
+        lf_err_set(&err, -LF_ESTORE, "the store is unavailable");
+        lf_reply_error(r, -LF_ESTORE, &err);
+    }
+    lf_err_clear(&err);
+    return c;
+}
+
+int lf_api_time_arg(struct lf_req *r, const char *name, int64_t *out, struct lf_err *err)
+{
+    const char *v = lf_req_query(r, name);
+    *out = -1;
+    if (v == NULL) return 0;
+    if (lf_time_parse(v, out) < 0)
+        return lf_err_field(err, name, "must be an RFC 3339 date-time, e.g. 2026-11-20T10:00:00Z");
+    return 0;
+}
+
+json_t *lf_api_page(json_t *items, const char *next_cursor)
+{
+    return json_pack("{s:o, s:o}", "items", items, "next_cursor", lf_json_text(next_cursor));
+}
+
+int lf_api_is_slug(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '_' || c == '-'));
+        if (!ok) return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,57 @@
+/* A processing stage and the event it works on. Each stage is one file; the registry in
+ * src/engine/stages.c lists them in order. */
+#ifndef LF_STAGE_H
+#define LF_STAGE_H
+
+#include "app.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* An event being processed, loaded by the worker. Strings are owned by the event. */
+struct lf_event {
+    char id[40];
+    char tenant_id[40];
+    char *source;
+    char *event_type;
+    char *origin;           /* external | internal */
+    char *lead_id;          /* NULL until a stage resolves it */
+    char *identity_text;    /* the stored JSON text of the lead object, or NULL */
+    char *metadata_text;
+    char *utm_source, *utm_medium, *utm_campaign;
+    int64_t occurred_at;
+    int64_t received_at;
+    int attempts;           /* tries before this one */
+    json_t *identity;       /* parsed lazily by lf_event_identity */
+    json_t *metadata;       /* parsed lazily by lf_event_metadata */
+    json_t *result;         /* what stages report; stored as the event's result */
+    char *outcome;          /* a stage may set a short word ("suppressed"); NULL: processed */
+};
+
+/* The event's lead object and metadata, parsed on first use (never NULL: an empty object
+ * when absent). Borrowed. */
+json_t *lf_event_identity(struct lf_event *ev);
+json_t *lf_event_metadata(struct lf_event *ev);
+
+/* What a stage works with: the writer connection inside the batch's transaction (the stage
+ * runs inside the event's savepoint) and the batch's clock. */
+struct lf_stage_ctx {
+    struct lf_app *app;
+    struct lf_conn *conn;
+    int64_t now;            /* epoch ms, the same for the whole batch */
+};
+
+struct lf_stage {
+    const char *name;
+    /* Returns 0, or a negative code with err set: the event's work is rolled back, it is
+     * marked failed and retried with backoff. A stage may end processing early by setting
+     * ev->outcome and returning LF_STAGE_STOP. */
+    int (*fn)(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err);
+};
+
+#define LF_STAGE_STOP 1
+
+/* The stages in order, ended by a NULL name. */
+const struct lf_stage *lf_stages(const struct lf_config *cfg);
+
+#endif

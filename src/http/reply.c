@@ -1,0 +1,104 @@
+/* The one place errors become problem documents (RFC 9457), and the other ways to answer. */
+#include "http/http.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct status_map {
+    int code;
+    int status;
+    const char *title;
+};
+
+static const struct status_map statuses[] = {
+    {LF_EINVAL, 400, "Bad Request"},
+    {LF_EAUTH, 401, "Unauthorized"},
+    {LF_EFORBIDDEN, 403, "Forbidden"},
+    {LF_ENOTFOUND, 404, "Not Found"},
+    {LF_EMETHOD, 405, "Method Not Allowed"},
+    {LF_ECONFLICT, 409, "Conflict"},
+    {LF_ECONSTRAINT, 409, "Conflict"},
+    {LF_ETOOLARGE, 413, "Content Too Large"},
+    {LF_EMEDIA, 415, "Unsupported Media Type"},
+    {LF_ERATE, 429, "Too Many Requests"},
+    {LF_EBUSY, 503, "Service Unavailable"},
+    {LF_ESTORE, 503, "Service Unavailable"},
+    {LF_ENOMEM, 503, "Service Unavailable"},
+    {LF_EIO, 500, "Internal Server Error"},
+    {LF_EINTERNAL, 500, "Internal Server Error"},
+};
+
+static const struct status_map *lookup(int code)
+{
+    if (code < 0) code = -code;
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (statuses[i].code == code) return &statuses[i];
+    return &statuses[sizeof(statuses) / sizeof(statuses[0]) - 1];
+}
+
+int lf_http_status(int code)
+{
+    return lookup(code)->status;
+}
+
+static void set_response(struct lf_req *r, int status, const char *ctype, char *data, size_t len)
+{
+    if (r->response) { /* answered twice: a bug; keep the first answer */
+        free(data);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data, data ? MHD_RESPMEM_MUST_FREE
+                                                        : MHD_RESPMEM_PERSISTENT);
+    if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    r->status = status;
+    r->response = resp;
+}
+
+void lf_reply_json(struct lf_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(body);
+    set_response(r, status, body ? "application/json" : NULL, text, text ? strlen(text) : 0);
+}
+
+void lf_reply_text(struct lf_req *r, int status, const char *content_type, const char *text,
+                   size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        lf_reply_error(r, -LF_ENOMEM, NULL);
+        return;
+    }
+    memcpy(copy, text, len);
+    set_response(r, status, content_type, copy, len);
+}
+
+void lf_reply_error(struct lf_req *r, int code, struct lf_err *err)
+{
+    if (err && err->code && code == 0) code = err->code;
+    const struct status_map *m = lookup(code);
+    const char *detail = err && err->msg[0] ? err->msg : lf_strerror(code);
+    char type[96];
+    snprintf(type, sizeof type, "https://leadflow.dev/problems/%s", lf_strerror(code));
+    for (char *p = type; *p; p++)
+        if (*p == ' ' || *p == ',') *p = '-';
+    json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", m->title,
+                            "status", m->status, "detail", detail, "request_id", r->request_id);
+    if (err && err->fields) json_object_set(doc, "errors", err->fields);
+    if (err && err->ext) json_object_update(doc, err->ext);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    set_response(r, m->status, "application/problem+json", text, strlen(text));
+    if (err && err->retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", err->retry_after_s);
+        MHD_add_response_header(r->response, "Retry-After", ra);
+    } else if (m->status == 503) {
+        MHD_add_response_header(r->response, "Retry-After", "1");
+    }
+    if (m->status == 401) MHD_add_response_header(r->response, "WWW-Authenticate", "Bearer");
+}
