@@ -13,12 +13,12 @@ struct lf_auth_cache;
 struct lf_app {
     struct lf_config cfg;
     struct lf_db *db;
-    struct lf_ingest *ingest;     /* the group-commit writer */
-    struct lf_workers *workers;   /* the pipeline workers */
-    struct lf_server *server;     /* the HTTP server */
-    struct lf_auth_cache *auth;   /* tenants and sources, cached */
-    char node[64];                /* this process: host:pid */
-    int64_t started_at;           /* epoch ms */
+    struct lf_ingest *ingest;   /* the group-commit writer */
+    struct lf_workers *workers; /* the pipeline workers */
+    struct lf_server *server;   /* the HTTP server */
+    struct lf_auth_cache *auth; /* tenants and sources, cached */
+    char node[64];              /* this process: host:pid */
+    int64_t started_at;         /* epoch ms */
 };
 
 #endif

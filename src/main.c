@@ -55,8 +55,10 @@ static int open_app(struct lf_app *app, struct lf_err *err)
     app->started_at = lf_now_ms();
     if (lf_config_load(&app->cfg, err) < 0) return -1;
     int level = lf_log_level_parse(app->cfg.log_level);
-    if (level < 0) return lf_err_set(err, -LF_EINVAL, "LEADFLOW_LOG_LEVEL is not one of "
-                                                      "debug, info, warn, error");
+    if (level < 0)
+        return lf_err_set(err, -LF_EINVAL,
+                          "LEADFLOW_LOG_LEVEL is not one of "
+                          "debug, info, warn, error");
     lf_log_set_level((enum lf_log_level)level);
     struct lf_db_opts opts = {strcmp(app->cfg.sync, "full") == 0,
                               app->cfg.http_threads + app->cfg.workers + 4};
@@ -115,7 +117,8 @@ static int cmd_tenant(int argc, char **argv)
             char id[40];
             if (lf_seed_tenant(app.db, argv[1], argc >= 3 ? argv[2] : argv[1], id, &err) < 0)
                 rc = die("tenant add", &err);
-            else printf("tenant %s created (%s) with the default configuration\n", argv[1], id);
+            else
+                printf("tenant %s created (%s) with the default configuration\n", argv[1], id);
         }
     } else if (strcmp(argv[0], "list") == 0) {
         struct lf_conn *c = lf_db_acquire(app.db, LF_DB_READ, &err);
@@ -142,10 +145,14 @@ static long parse_ttl(const char *s)
     long n = strtol(s, &end, 10);
     if (end == s || n <= 0) return -1;
     long mult = 1;
-    if (*end == 'm') mult = 60;
-    else if (*end == 'h') mult = 3600;
-    else if (*end == 'd') mult = 86400;
-    else if (*end != 's' && *end != '\0') return -1;
+    if (*end == 'm')
+        mult = 60;
+    else if (*end == 'h')
+        mult = 3600;
+    else if (*end == 'd')
+        mult = 86400;
+    else if (*end != 's' && *end != '\0')
+        return -1;
     if (*end && end[1]) return -1;
     return n * mult;
 }
@@ -185,8 +192,10 @@ static int cmd_token(int argc, char **argv)
         rc = 1;
     } else {
         char *tok = lf_auth_mint(app.cfg.jwt_secret, tenant, role, sub ? sub : role, ttl);
-        if (tok) printf("%s\n", tok);
-        else rc = die("token", NULL);
+        if (tok)
+            printf("%s\n", tok);
+        else
+            rc = die("token", NULL);
         free(tok);
     }
     close_app(&app);
@@ -203,9 +212,10 @@ static int cmd_replay(int argc, char **argv)
     f.source = arg_value(argc, argv, "--source");
     const char *since = arg_value(argc, argv, "--since"), *until = arg_value(argc, argv, "--until");
     int limit = limit_s ? atoi(limit_s) : 1000;
-    if (tenant == NULL || limit < 1 || limit > 1000000 || (f.status && !lf_event_status_valid(f.status)) ||
-        (since && lf_time_parse(since, &f.since) < 0) || (until && lf_time_parse(until, &f.until) < 0) ||
-        !lf_event_filter_any(&f)) {
+    if (tenant == NULL || limit < 1 || limit > 1000000 ||
+        (f.status && !lf_event_status_valid(f.status)) ||
+        (since && lf_time_parse(since, &f.since) < 0) ||
+        (until && lf_time_parse(until, &f.until) < 0) || !lf_event_filter_any(&f)) {
         fputs("leadflow replay: needs --tenant, one filter, valid times and statuses\n", stderr);
         return 2;
     }
@@ -221,8 +231,10 @@ static int cmd_replay(int argc, char **argv)
         struct lf_conn *c = lf_db_acquire(app.db, LF_DB_WRITE, &err);
         int n = c ? lf_events_replay(c, tenant_id, &f, limit, lf_now_ms(), &err) : -LF_ESTORE;
         lf_db_release(c);
-        if (n < 0) rc = die("replay", &err);
-        else printf("%d events set back to pending\n", n);
+        if (n < 0)
+            rc = die("replay", &err);
+        else
+            printf("%d events set back to pending\n", n);
     }
     close_app(&app);
     return rc;
@@ -288,7 +300,7 @@ static int cmd_serve(void)
     int sig = 0;
     sigwait(&set, &sig);
     lf_log_info("draining", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    lf_server_quiesce(&app);                            /* no new connections */
+    lf_server_quiesce(&app);                              /* no new connections */
     wait_while(&app, lf_server_active, DRAIN_TIMEOUT_MS); /* answers in flight, commits */
     lf_server_stop(&app);
     lf_ingest_stop(&app);  /* flushes whatever is still queued */

@@ -44,8 +44,8 @@ int lf_api_is_slug(const char *s)
     if (n == 0 || n > 63) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 (i > 0 && (c == '_' || c == '-'));
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
         if (!ok) return 0;
     }
     return 1;

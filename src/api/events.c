@@ -13,14 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_MAX 1000
-#define KEY_MAX 255
-#define NAME_MAX_LEN 100
-#define TEXT_MAX 512
-#define LEAD_MAX 16384
-#define METADATA_MAX 65536
+#define BATCH_MAX       1000
+#define KEY_MAX         255
+#define NAME_MAX_LEN    100
+#define TEXT_MAX        512
+#define LEAD_MAX        16384
+#define METADATA_MAX    65536
 #define FUTURE_SLACK_MS (24LL * 3600 * 1000)
-#define REPLAY_MAX 10000
+#define REPLAY_MAX      10000
 
 /* A dotted or underscored name: letters, digits, '_', '.', '-', ':'; starting with a letter
  * or digit. */
@@ -53,9 +53,11 @@ static int opt_string(json_t *obj, const char *name, const char *alias, const ch
     if (v == NULL && alias) v = json_object_get(obj, alias);
     *out = NULL;
     if (v == NULL || json_is_null(v)) return 0;
-    if (!json_is_string(v)) return lf_err_field(err, fname(f, sizeof f, prefix, name), "must be a string");
+    if (!json_is_string(v))
+        return lf_err_field(err, fname(f, sizeof f, prefix, name), "must be a string");
     if (json_string_length(v) > max)
-        return lf_err_field(err, fname(f, sizeof f, prefix, name), "is longer than %zu characters", max);
+        return lf_err_field(err, fname(f, sizeof f, prefix, name), "is longer than %zu characters",
+                            max);
     *out = json_string_value(v);
     return 0;
 }
@@ -69,7 +71,8 @@ static int opt_object(json_t *obj, const char *name, const char *alias, const ch
     if (v == NULL && alias) v = json_object_get(obj, alias);
     *out = NULL;
     if (v == NULL || json_is_null(v)) return 0;
-    if (!json_is_object(v)) return lf_err_field(err, fname(f, sizeof f, prefix, name), "must be an object");
+    if (!json_is_object(v))
+        return lf_err_field(err, fname(f, sizeof f, prefix, name), "must be an object");
     char *text = json_dumps(v, JSON_COMPACT);
     if (text && strlen(text) > max) {
         free(text);
@@ -89,7 +92,8 @@ static void check_lead(json_t *lead, const char *prefix, struct lf_err *err)
     {
         snprintf(f, sizeof f, "%slead.%.64s", prefix, key);
         if (json_is_null(v) || json_is_number(v)) continue;
-        if (!json_is_string(v)) lf_err_field(err, f, "must be a string");
+        if (!json_is_string(v))
+            lf_err_field(err, f, "must be a string");
         else if (json_string_length(v) > TEXT_MAX)
             lf_err_field(err, f, "is longer than %d characters", TEXT_MAX);
     }
@@ -113,11 +117,13 @@ static int parse_event(struct lf_req *r, json_t *obj, const char *prefix, int64_
     else if (!json_is_string(tv) || !is_name(json_string_value(tv)))
         lf_err_field(err, fname(f, sizeof f, prefix, "event_type"),
                      "must be a name of letters, digits, '_', '.', '-' (at most %d)", NAME_MAX_LEN);
-    else type = json_string_value(tv);
+    else
+        type = json_string_value(tv);
 
     if (opt_string(obj, "source", NULL, prefix, 64, &source, err) == 0 && source) {
         if (!is_name(source))
-            lf_err_field(err, fname(f, sizeof f, prefix, "source"), "must be a name of letters, digits, '_', '.', '-'");
+            lf_err_field(err, fname(f, sizeof f, prefix, "source"),
+                         "must be a name of letters, digits, '_', '.', '-'");
         else if (r->auth.source_slug[0] && strcmp(source, r->auth.source_slug) != 0)
             lf_err_field(err, fname(f, sizeof f, prefix, "source"),
                          "does not match the signing source '%s'", r->auth.source_slug);
@@ -128,7 +134,8 @@ static int parse_event(struct lf_req *r, json_t *obj, const char *prefix, int64_
             lf_err_field(err, fname(f, sizeof f, prefix, "occurred_at"),
                          "must be an RFC 3339 date-time, e.g. 2026-11-20T10:00:00Z");
         else if (occurred_at > now + FUTURE_SLACK_MS)
-            lf_err_field(err, fname(f, sizeof f, prefix, "occurred_at"), "is more than a day in the future");
+            lf_err_field(err, fname(f, sizeof f, prefix, "occurred_at"),
+                         "is more than a day in the future");
     }
     opt_string(obj, "idempotency_key", NULL, prefix, KEY_MAX, &key, err);
     char *lead = NULL, *metadata = NULL;
@@ -151,9 +158,10 @@ static int parse_event(struct lf_req *r, json_t *obj, const char *prefix, int64_
     }
     lf_uuid7(it->id);
     it->event_type = lf_xstrdup(type);
-    it->source = lf_xstrdup(source ? source
+    it->source = lf_xstrdup(source                   ? source
                             : r->auth.source_slug[0] ? r->auth.source_slug
-                            : r->auth.sub[0] ? r->auth.sub : "api");
+                            : r->auth.sub[0]         ? r->auth.sub
+                                                     : "api");
     it->idempotency_key = key ? lf_xstrdup(key) : NULL;
     it->identity = lead;
     it->metadata = metadata;
@@ -170,7 +178,7 @@ struct pending_ingest {
     struct lf_ingest_job job;
     struct lf_ingest_item *items;
     int n;
-    int batch;        /* answered as a batch */
+    int batch; /* answered as a batch */
     int64_t t0_us;
 };
 
@@ -236,11 +244,10 @@ static void answer_batch(struct lf_req *r)
         struct lf_ingest_item *it = &pi->items[i];
         int dup = it->outcome == LF_INGEST_DUPLICATE;
         dup ? dups++ : accepted++;
-        json_array_append_new(results,
-                              json_pack("{s:i, s:s, s:s, s:s}", "index", i, "event_id",
-                                        dup ? it->existing_id : it->id, "status",
-                                        dup ? "duplicate" : "accepted", "idempotency_key",
-                                        it->idempotency_key));
+        json_array_append_new(results, json_pack("{s:i, s:s, s:s, s:s}", "index", i, "event_id",
+                                                 dup ? it->existing_id : it->id, "status",
+                                                 dup ? "duplicate" : "accepted", "idempotency_key",
+                                                 it->idempotency_key));
     }
     json_t *body = timing(pi, pi->n ? pi->items[0].received_at : lf_now_ms());
     json_object_set_new(body, "accepted", json_integer(accepted));
@@ -257,9 +264,12 @@ static void submit(struct lf_req *r, struct pending_ingest *pi, const char *head
         struct lf_ingest_item *it = &pi->items[i];
         if (it->idempotency_key) continue;
         char key[KEY_MAX + 16];
-        if (header_key && pi->batch) snprintf(key, sizeof key, "%s:%d", header_key, i);
-        else if (header_key) snprintf(key, sizeof key, "%s", header_key);
-        else snprintf(key, sizeof key, "%s", it->id); /* the server makes one */
+        if (header_key && pi->batch)
+            snprintf(key, sizeof key, "%s:%d", header_key, i);
+        else if (header_key)
+            snprintf(key, sizeof key, "%s", header_key);
+        else
+            snprintf(key, sizeof key, "%s", it->id); /* the server makes one */
         it->idempotency_key = lf_xstrdup(key);
     }
     int rc = lf_auth_rate(r, pi->n, &err);
@@ -289,8 +299,8 @@ static void submit(struct lf_req *r, struct pending_ingest *pi, const char *head
 
 static const char *header_key(struct lf_req *r, struct lf_err *err)
 {
-    const char *k = r->auth.webhook_id[0] ? r->auth.webhook_id
-                                          : lf_req_header(r, "X-Idempotency-Key");
+    const char *k =
+        r->auth.webhook_id[0] ? r->auth.webhook_id : lf_req_header(r, "X-Idempotency-Key");
     if (k && (strlen(k) == 0 || strlen(k) > KEY_MAX)) {
         lf_err_field(err, "x-idempotency-key", "must be 1 to %d characters", KEY_MAX);
         return NULL;
@@ -372,9 +382,9 @@ static void ingest_batch(struct lf_req *r)
     lf_err_clear(&err);
 }
 
-#define EVENT_COLS                                                                             \
-    "id, source, event_type, idempotency_key, origin, lead_id, identity, metadata, utm_source," \
-    " utm_medium, utm_campaign, occurred_at, received_at, status, attempts, next_attempt_at,"  \
+#define EVENT_COLS                                                                                 \
+    "id, source, event_type, idempotency_key, origin, lead_id, identity, metadata, utm_source,"    \
+    " utm_medium, utm_campaign, occurred_at, received_at, status, attempts, next_attempt_at,"      \
     " error_message, processed_at, result"
 
 static json_t *event_json(struct lf_stmt *st)
@@ -388,17 +398,19 @@ static json_t *event_json(struct lf_stmt *st)
     json_object_set_new(o, "lead_id", lf_json_text(lf_stmt_text(st, 5)));
     json_object_set_new(o, "lead", lf_json_parse(lf_stmt_text(st, 6)));
     json_object_set_new(o, "metadata", lf_json_parse(lf_stmt_text(st, 7)));
-    json_object_set_new(o, "utm", json_pack("{s:o, s:o, s:o}", "source",
-                                            lf_json_text(lf_stmt_text(st, 8)), "medium",
-                                            lf_json_text(lf_stmt_text(st, 9)), "campaign",
-                                            lf_json_text(lf_stmt_text(st, 10))));
+    json_object_set_new(o, "utm",
+                        json_pack("{s:o, s:o, s:o}", "source", lf_json_text(lf_stmt_text(st, 8)),
+                                  "medium", lf_json_text(lf_stmt_text(st, 9)), "campaign",
+                                  lf_json_text(lf_stmt_text(st, 10))));
     json_object_set_new(o, "occurred_at", lf_json_time(lf_stmt_int(st, 11), 0));
     json_object_set_new(o, "received_at", lf_json_time(lf_stmt_int(st, 12), 0));
     json_object_set_new(o, "status", json_string(lf_stmt_text(st, 13)));
     json_object_set_new(o, "attempts", json_integer(lf_stmt_int(st, 14)));
-    json_object_set_new(o, "next_attempt_at", lf_json_time(lf_stmt_int(st, 15), lf_stmt_isnull(st, 15)));
+    json_object_set_new(o, "next_attempt_at",
+                        lf_json_time(lf_stmt_int(st, 15), lf_stmt_isnull(st, 15)));
     json_object_set_new(o, "error_message", lf_json_text(lf_stmt_text(st, 16)));
-    json_object_set_new(o, "processed_at", lf_json_time(lf_stmt_int(st, 17), lf_stmt_isnull(st, 17)));
+    json_object_set_new(o, "processed_at",
+                        lf_json_time(lf_stmt_int(st, 17), lf_stmt_isnull(st, 17)));
     json_object_set_new(o, "result", lf_json_parse(lf_stmt_text(st, 18)));
     return o;
 }
@@ -423,8 +435,8 @@ static json_t *event_deliveries(struct lf_conn *c, const char *tenant_id, const 
                             (json_int_t)lf_stmt_int(st, 5), "last_status",
                             lf_stmt_isnull(st, 6) ? json_null() : json_integer(lf_stmt_int(st, 6)),
                             "last_error", lf_json_text(lf_stmt_text(st, 7)), "next_attempt_at",
-                            lf_json_time(lf_stmt_int(st, 8), lf_stmt_isnull(st, 8)),
-                            "delivered_at", lf_json_time(lf_stmt_int(st, 9), lf_stmt_isnull(st, 9))));
+                            lf_json_time(lf_stmt_int(st, 8), lf_stmt_isnull(st, 8)), "delivered_at",
+                            lf_json_time(lf_stmt_int(st, 9), lf_stmt_isnull(st, 9))));
     lf_stmt_done(st);
     return list;
 }
@@ -510,8 +522,8 @@ static void list_events(struct lf_req *r)
     int rc = st ? 0 : -LF_EINTERNAL;
     while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
         if ((int)json_array_size(items) == limit) {
-            const char *last = json_string_value(
-                json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+            const char *last =
+                json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
             snprintf(next, sizeof next, "%s", last);
             break;
         }
@@ -551,8 +563,8 @@ static void pending_counts(struct lf_req *r)
         json_t *cur = json_object_get(by_status, status);
         json_object_set_new(by_status, status, json_integer(json_integer_value(cur) + n));
         if (strcmp(status, "failed") != 0) waiting += n;
-        json_array_append_new(by_type, json_pack("{s:s, s:s, s:I}", "status", status,
-                                                 "event_type", lf_stmt_text(st, 1), "count", n));
+        json_array_append_new(by_type, json_pack("{s:s, s:s, s:I}", "status", status, "event_type",
+                                                 lf_stmt_text(st, 1), "count", n));
     }
     lf_stmt_done(st);
     int64_t retrying = 0;
@@ -568,10 +580,9 @@ static void pending_counts(struct lf_req *r)
         lf_reply_error(r, rc, &err);
     } else {
         lf_reply_json(r, 200,
-                      json_pack("{s:I, s:I, s:o, s:o, s:i}", "pending", waiting,
-                                "failed_retrying", (json_int_t)retrying, "by_status", by_status,
-                                "by_type", by_type, "ingest_queue",
-                                lf_ingest_depth(r->app->ingest)));
+                      json_pack("{s:I, s:I, s:o, s:o, s:i}", "pending", waiting, "failed_retrying",
+                                (json_int_t)retrying, "by_status", by_status, "by_type", by_type,
+                                "ingest_queue", lf_ingest_depth(r->app->ingest)));
     }
     lf_err_clear(&err);
 }
@@ -591,7 +602,8 @@ static void replay_one(struct lf_req *r)
     } else {
         if (r->app->workers) lf_workers_notify(r->app->workers);
         lf_log_info("event replayed", "{s:s, s:s}", "event_id", r->params[0], "by", r->auth.sub);
-        lf_reply_json(r, 202, json_pack("{s:s, s:s}", "event_id", r->params[0], "status", "pending"));
+        lf_reply_json(r, 202,
+                      json_pack("{s:s, s:s}", "event_id", r->params[0], "status", "pending"));
     }
     lf_err_clear(&err);
 }
@@ -607,11 +619,13 @@ static void replay_filter(struct lf_req *r)
         if (l && (!json_is_integer(l) || json_integer_value(l) < 1 ||
                   json_integer_value(l) > REPLAY_MAX))
             lf_err_field(&err, "limit", "must be a whole number from 1 to %d", REPLAY_MAX);
-        else if (l) limit = json_integer_value(l);
+        else if (l)
+            limit = json_integer_value(l);
         parse_filter(r, body, &f, &err);
         if (!err.code && !lf_event_filter_any(&f))
-            lf_err_field(&err, "filter", "name at least one of status, event_type, source, "
-                                         "lead_id, since, until");
+            lf_err_field(&err, "filter",
+                         "name at least one of status, event_type, source, "
+                         "lead_id, since, until");
     }
     struct lf_conn *c = err.code ? NULL : lf_api_conn(r, LF_DB_WRITE);
     if (err.code) {

@@ -40,13 +40,14 @@ static json_t *load_source(struct lf_conn *c, const char *tenant_id, const char 
 static void check_common(json_t *body, struct lf_err *err)
 {
     json_t *name = json_object_get(body, "name");
-    if (name && (!json_is_string(name) || json_string_length(name) == 0 ||
-                 json_string_length(name) > 200))
+    if (name &&
+        (!json_is_string(name) || json_string_length(name) == 0 || json_string_length(name) > 200))
         lf_err_field(err, "name", "must be a string of 1 to 200 characters");
     json_t *rate = json_object_get(body, "rate_limit_per_s");
     if (rate && (!json_is_integer(rate) || json_integer_value(rate) < 0 ||
                  json_integer_value(rate) > 1000000))
-        lf_err_field(err, "rate_limit_per_s", "must be a whole number from 0 (no limit) to 1000000");
+        lf_err_field(err, "rate_limit_per_s",
+                     "must be a whole number from 0 (no limit) to 1000000");
     json_t *active = json_object_get(body, "is_active");
     if (active && !json_is_boolean(active)) lf_err_field(err, "is_active", "must be true or false");
 }
@@ -121,7 +122,8 @@ static void list_sources(struct lf_req *r)
     int rc = st ? 0 : -LF_EINTERNAL;
     while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
         if ((int)json_array_size(items) == limit) {
-            next = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+            next =
+                json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
             break;
         }
         json_array_append_new(items, source_json(st));
@@ -170,12 +172,15 @@ static void patch_source(struct lf_req *r)
         {
             int ok = 0;
             for (int i = 0; i < 4; i++) ok |= strcmp(key, allowed[i]) == 0;
-            if (!ok) lf_err_field(&err, key, "may not be changed (allowed: name, rate_limit_per_s, "
-                                             "is_active, rotate_secret)");
+            if (!ok)
+                lf_err_field(&err, key,
+                             "may not be changed (allowed: name, rate_limit_per_s, "
+                             "is_active, rotate_secret)");
         }
         check_common(body, &err);
         json_t *rot = json_object_get(body, "rotate_secret");
-        if (rot && !json_is_boolean(rot)) lf_err_field(&err, "rotate_secret", "must be true or false");
+        if (rot && !json_is_boolean(rot))
+            lf_err_field(&err, "rotate_secret", "must be true or false");
     }
     if (err.code) {
         lf_reply_error(r, err.code, &err);
@@ -207,8 +212,8 @@ static void patch_source(struct lf_req *r)
     if (src) {
         if (rotate) json_object_set_new(src, "secret", json_string(secret));
         lf_auth_sources_changed(r->app);
-        lf_log_info("source changed", "{s:s, s:b, s:s}", "source", r->params[0], "rotated",
-                    rotate, "by", r->auth.sub);
+        lf_log_info("source changed", "{s:s, s:b, s:s}", "source", r->params[0], "rotated", rotate,
+                    "by", r->auth.sub);
         lf_reply_json(r, 200, src);
     } else if (rc < 0) {
         lf_reply_error(r, rc, &err);

@@ -7,27 +7,35 @@
 #include <string.h>
 #include <strings.h>
 
-#define KEY(name, type, def, field, help) {name, type, def, offsetof(struct lf_config, field), help}
+#define KEY(name, type, def, field, help)                                                          \
+    {                                                                                              \
+        name, type, def, offsetof(struct lf_config, field), help                                   \
+    }
 
 const struct lf_config_key lf_config_keys[] = {
     KEY("LEADFLOW_DB", 's', "./var/leadflow.db", db, "database file path or postgres:// URL"),
     KEY("LEADFLOW_LISTEN", 's', "127.0.0.1:8080", listen, "address and port to serve on"),
     KEY("LEADFLOW_JWT_SECRET", 's', NULL, jwt_secret, "HS256 key for API tokens (required)"),
     KEY("LEADFLOW_WORKERS", 'i', "2", workers, "pipeline worker threads; 0 disables processing"),
-    KEY("LEADFLOW_SYNC", 's', "full", sync, "full: fsync every commit; normal: faster, may "
-                                            "lose the last commits on power loss"),
+    KEY("LEADFLOW_SYNC", 's', "full", sync,
+        "full: fsync every commit; normal: faster, may "
+        "lose the last commits on power loss"),
     KEY("LEADFLOW_HTTP_THREADS", 'i', "2", http_threads, "HTTP thread pool size"),
     KEY("LEADFLOW_HTTP_TIMEOUT", 'i', "30", http_timeout_s, "idle connection timeout, seconds"),
-    KEY("LEADFLOW_MAX_ATTEMPTS", 'i', "5", max_attempts, "processing tries before an event "
-                                                         "stays failed"),
-    KEY("LEADFLOW_RETRY_BASE_MS", 'i', "2000", retry_base_ms, "first processing retry delay; "
-                                                              "each further one is 4x longer"),
+    KEY("LEADFLOW_MAX_ATTEMPTS", 'i', "5", max_attempts,
+        "processing tries before an event "
+        "stays failed"),
+    KEY("LEADFLOW_RETRY_BASE_MS", 'i', "2000", retry_base_ms,
+        "first processing retry delay; "
+        "each further one is 4x longer"),
     KEY("LEADFLOW_BATCH_SIZE", 'i', "500", batch_size, "events a worker claims per transaction"),
-    KEY("LEADFLOW_INGEST_QUEUE", 'i', "100000", ingest_queue_max, "events waiting for the "
-                                                                  "ingest writer; beyond: 503"),
+    KEY("LEADFLOW_INGEST_QUEUE", 'i', "100000", ingest_queue_max,
+        "events waiting for the "
+        "ingest writer; beyond: 503"),
     KEY("LEADFLOW_INGEST_BATCH", 'i', "1000", ingest_batch_max, "events per group commit"),
-    KEY("LEADFLOW_INGEST_WAIT_US", 'i', "0", ingest_wait_us, "longest wait to fill a group "
-                                                                "commit, microseconds"),
+    KEY("LEADFLOW_INGEST_WAIT_US", 'i', "0", ingest_wait_us,
+        "longest wait to fill a group "
+        "commit, microseconds"),
     KEY("LEADFLOW_ACCESS_LOG", 'b', "1", access_log, "write one JSON line per request"),
     KEY("LEADFLOW_LOG_LEVEL", 's', "info", log_level, "debug, info, warn or error"),
     KEY("LEADFLOW_TEST_STAGES", 'b', "0", test_stages, "enable the test stage (test builds)"),
@@ -71,12 +79,11 @@ int lf_config_load(struct lf_config *cfg, struct lf_err *err)
             char *end;
             long n = strtol(v, &end, 10);
             if (*end != '\0' || n < 0 || n > 100000000)
-                return lf_err_set(err, -LF_EINVAL, "%s must be a whole number, not '%s'",
-                                  k->name, v);
+                return lf_err_set(err, -LF_EINVAL, "%s must be a whole number, not '%s'", k->name,
+                                  v);
             *(int *)field = (int)n;
         } else if (parse_bool(v, (int *)field) < 0) {
-            return lf_err_set(err, -LF_EINVAL, "%s must be 1/0/true/false, not '%s'", k->name,
-                              v);
+            return lf_err_set(err, -LF_EINVAL, "%s must be 1/0/true/false, not '%s'", k->name, v);
         }
     }
     if (strcmp(cfg->sync, "full") != 0 && strcmp(cfg->sync, "normal") != 0)

@@ -118,8 +118,8 @@ void lf_uuid7(char out[LF_UUID_STRLEN + 1])
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
     char hex[33];
     lf_hex_encode(b, 16, hex);
-    snprintf(out, LF_UUID_STRLEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-             hex + 16, hex + 20);
+    snprintf(out, LF_UUID_STRLEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+             hex + 20);
 }
 
 int lf_uuid_valid(const char *s)
@@ -157,8 +157,8 @@ static int stdwebhook_key(const char *secret, unsigned char *key, size_t cap)
     return (int)n;
 }
 
-static int stdwebhook_mac(const char *secret, const char *id, int64_t timestamp,
-                          const char *body, size_t body_len, unsigned char mac[LF_SHA256_LEN])
+static int stdwebhook_mac(const char *secret, const char *id, int64_t timestamp, const char *body,
+                          size_t body_len, unsigned char mac[LF_SHA256_LEN])
 {
     unsigned char key[128];
     int keylen = stdwebhook_key(secret, key, sizeof(key));
@@ -198,8 +198,8 @@ int lf_stdwebhook_sign(const char *secret, const char *id, int64_t timestamp, co
     return 0;
 }
 
-int lf_stdwebhook_verify(const char *secret, const char *id, int64_t timestamp,
-                         const char *body, size_t body_len, const char *header)
+int lf_stdwebhook_verify(const char *secret, const char *id, int64_t timestamp, const char *body,
+                         size_t body_len, const char *header)
 {
     unsigned char mac[LF_SHA256_LEN];
     if (header == NULL || stdwebhook_mac(secret, id, timestamp, body, body_len, mac) < 0)
@@ -220,8 +220,7 @@ int lf_stdwebhook_verify(const char *secret, const char *id, int64_t timestamp,
     return matched ? 0 : -LF_EAUTH;
 }
 
-int lf_signature_verify(const char *secret, const char *body, size_t body_len,
-                        const char *header)
+int lf_signature_verify(const char *secret, const char *body, size_t body_len, const char *header)
 {
     if (header == NULL || strncmp(header, "sha256=", 7) != 0) return -LF_EAUTH;
     unsigned char got[LF_SHA256_LEN], mac[LF_SHA256_LEN];

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LF_SHA256_LEN 32
+#define LF_SHA256_LEN  32
 #define LF_UUID_STRLEN 36
 
 /* HMAC-SHA256 of data with key into out (32 bytes). */
@@ -50,12 +50,11 @@ int lf_stdwebhook_sign(const char *secret, const char *id, int64_t timestamp, co
 
 /* Verifies a "webhook-signature" header (space-separated "v1,<sig>" entries, any of which
  * may match) for id, timestamp and body. Returns 0 when one matches, else -LF_EAUTH. */
-int lf_stdwebhook_verify(const char *secret, const char *id, int64_t timestamp,
-                         const char *body, size_t body_len, const char *header);
+int lf_stdwebhook_verify(const char *secret, const char *id, int64_t timestamp, const char *body,
+                         size_t body_len, const char *header);
 
 /* Verifies "sha256=<hex>" as HMAC-SHA256 over body with the secret string as the key.
  * Returns 0 or -LF_EAUTH. */
-int lf_signature_verify(const char *secret, const char *body, size_t body_len,
-                        const char *header);
+int lf_signature_verify(const char *secret, const char *body, size_t body_len, const char *header);
 
 #endif

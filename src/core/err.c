@@ -5,10 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const messages[] = {
-    [0] = "ok",
+static const char *const messages[] = {[0] = "ok",
 #define LF_ERR_MSG(name, msg) [LF_##name] = msg,
-    LF_ERRNO_MAP(LF_ERR_MSG)
+                                       LF_ERRNO_MAP(LF_ERR_MSG)
 #undef LF_ERR_MSG
 };
 

@@ -7,21 +7,21 @@
 
 /* One list yields the codes and their messages. The HTTP status for each code is chosen in
  * src/http/reply.c and nowhere else. */
-#define LF_ERRNO_MAP(X)                                                                        \
-    X(EINVAL, "invalid input")                                                                 \
-    X(EAUTH, "authentication failed")                                                          \
-    X(EFORBIDDEN, "not allowed")                                                               \
-    X(ENOTFOUND, "not found")                                                                  \
-    X(EMETHOD, "method not allowed")                                                           \
-    X(ECONFLICT, "conflict")                                                                   \
-    X(ETOOLARGE, "too large")                                                                  \
-    X(EMEDIA, "unsupported media type")                                                        \
-    X(ERATE, "rate limit exceeded")                                                            \
-    X(EBUSY, "busy, try again later")                                                          \
-    X(ESTORE, "store unavailable")                                                             \
-    X(ECONSTRAINT, "constraint violated")                                                      \
-    X(ENOMEM, "out of memory")                                                                 \
-    X(EIO, "input/output error")                                                               \
+#define LF_ERRNO_MAP(X)                                                                            \
+    X(EINVAL, "invalid input")                                                                     \
+    X(EAUTH, "authentication failed")                                                              \
+    X(EFORBIDDEN, "not allowed")                                                                   \
+    X(ENOTFOUND, "not found")                                                                      \
+    X(EMETHOD, "method not allowed")                                                               \
+    X(ECONFLICT, "conflict")                                                                       \
+    X(ETOOLARGE, "too large")                                                                      \
+    X(EMEDIA, "unsupported media type")                                                            \
+    X(ERATE, "rate limit exceeded")                                                                \
+    X(EBUSY, "busy, try again later")                                                              \
+    X(ESTORE, "store unavailable")                                                                 \
+    X(ECONSTRAINT, "constraint violated")                                                          \
+    X(ENOMEM, "out of memory")                                                                     \
+    X(EIO, "input/output error")                                                                   \
     X(EINTERNAL, "internal error")
 
 enum lf_errno {
@@ -36,11 +36,11 @@ enum lf_errno {
 
 /* Detail for a person: a sentence, and optionally the offending fields. */
 struct lf_err {
-    int code;            /* negative LF_E… code, 0 when nothing was recorded */
-    char msg[256];       /* one sentence for the problem document's detail */
-    json_t *fields;      /* array of {"field","message"} or NULL; owned */
-    int retry_after_s;   /* for ERATE/EBUSY/ESTORE: the Retry-After header, 0 when unset */
-    json_t *ext;         /* extension members of the problem document, or NULL; owned */
+    int code;          /* negative LF_E… code, 0 when nothing was recorded */
+    char msg[256];     /* one sentence for the problem document's detail */
+    json_t *fields;    /* array of {"field","message"} or NULL; owned */
+    int retry_after_s; /* for ERATE/EBUSY/ESTORE: the Retry-After header, 0 when unset */
+    json_t *ext;       /* extension members of the problem document, or NULL; owned */
 };
 
 /* The message of a code (negative or positive); never NULL. */

@@ -18,8 +18,8 @@ void lf_log(enum lf_log_level level, const char *msg, const char *fields_fmt, ..
 /* Writes an already built object (borrowed) as one line, adding ts and level. */
 void lf_log_json(enum lf_log_level level, const char *msg, json_t *fields);
 
-#define lf_log_info(msg, ...) lf_log(LF_LOG_INFO, msg, __VA_ARGS__)
-#define lf_log_warn(msg, ...) lf_log(LF_LOG_WARN, msg, __VA_ARGS__)
+#define lf_log_info(msg, ...)  lf_log(LF_LOG_INFO, msg, __VA_ARGS__)
+#define lf_log_warn(msg, ...)  lf_log(LF_LOG_WARN, msg, __VA_ARGS__)
 #define lf_log_error(msg, ...) lf_log(LF_LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

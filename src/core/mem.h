@@ -15,10 +15,10 @@ char *lf_xstrndup(const char *s, size_t n);
 
 /* A growable byte buffer with a hard cap. The data is always NUL-terminated. */
 struct lf_buf {
-    char *data;  /* owned; NULL until the first append */
-    size_t len;  /* bytes used, without the terminating NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard limit on len; 0 means no limit (internal use only) */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, without the terminating NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard limit on len; 0 means no limit (internal use only) */
 };
 
 /* Appends n bytes. Returns 0, or -LF_ETOOLARGE past max, or -LF_ENOMEM. */

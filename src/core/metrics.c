@@ -32,14 +32,30 @@ struct histogram {
 };
 
 static struct histogram histograms[LF_H_HISTOGRAMS_] = {
-    {"leadflow_http_request_duration_seconds", "HTTP request latency.",
-     {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {0}, 0, 0},
-    {"leadflow_ingest_batch_size", "Events per group commit.",
-     {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 0, 0}, {0}, 0, 0},
-    {"leadflow_ingest_commit_duration_seconds", "Group commit latency.",
-     {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {0}, 0, 0},
-    {"leadflow_process_batch_size", "Events per worker transaction.",
-     {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 0, 0}, {0}, 0, 0},
+    {"leadflow_http_request_duration_seconds",
+     "HTTP request latency.",
+     {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+     {0},
+     0,
+     0},
+    {"leadflow_ingest_batch_size",
+     "Events per group commit.",
+     {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 0, 0},
+     {0},
+     0,
+     0},
+    {"leadflow_ingest_commit_duration_seconds",
+     "Group commit latency.",
+     {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+     {0},
+     0,
+     0},
+    {"leadflow_process_batch_size",
+     "Events per worker transaction.",
+     {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 0, 0},
+     {0},
+     0,
+     0},
 };
 
 void lf_metrics_inc(enum lf_counter c, uint64_t n)
@@ -81,7 +97,8 @@ void lf_metrics_render(struct lf_buf *out, const char *(*route_name)(int i), int
         for (int s = 0; s < MAX_STATUS; s++) {
             uint64_t n = atomic_load_explicit(&requests[r][s], memory_order_relaxed);
             if (n)
-                lf_buf_printf(out, "leadflow_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                lf_buf_printf(out,
+                              "leadflow_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                               name, s, (unsigned long long)n);
         }
     }

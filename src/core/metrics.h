@@ -18,10 +18,10 @@ enum lf_counter {
 };
 
 enum lf_histogram {
-    LF_H_REQUEST_SECONDS,   /* HTTP request latency */
-    LF_H_INGEST_BATCH,      /* events per group commit */
-    LF_H_COMMIT_SECONDS,    /* group commit latency */
-    LF_H_PROCESS_BATCH,     /* events per worker transaction */
+    LF_H_REQUEST_SECONDS, /* HTTP request latency */
+    LF_H_INGEST_BATCH,    /* events per group commit */
+    LF_H_COMMIT_SECONDS,  /* group commit latency */
+    LF_H_PROCESS_BATCH,   /* events per worker transaction */
     LF_H_HISTOGRAMS_
 };
 

@@ -71,8 +71,8 @@ int lf_time_parse(const char *s, int64_t *out)
         digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
         digits(s + 17, 2, &sec))
         return -LF_EINVAL;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-        mi > 59 || sec > 60)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 60)
         return -LF_EINVAL;
     if (sec == 60) sec = 59; /* a leap second is held at :59 */
     const char *p = s + 19;

@@ -55,14 +55,16 @@ int lf_ingest_submit(struct lf_ingest *ing, struct lf_ingest_job *job, struct lf
         int stopping = ing->stopping;
         pthread_mutex_unlock(&ing->lock);
         lf_metrics_inc(LF_M_INGEST_QUEUE_FULL, 1);
-        lf_err_set(err, -LF_EBUSY, "%s", stopping ? "the server is shutting down"
-                                                  : "the ingest queue is full");
+        lf_err_set(err, -LF_EBUSY, "%s",
+                   stopping ? "the server is shutting down" : "the ingest queue is full");
         if (err) err->retry_after_s = 1;
         return -LF_EBUSY;
     }
     job->next = NULL;
-    if (ing->tail) ing->tail->next = job;
-    else ing->head = job;
+    if (ing->tail)
+        ing->tail->next = job;
+    else
+        ing->head = job;
     ing->tail = job;
     ing->depth += job->n;
     pthread_cond_signal(&ing->cond);
@@ -130,8 +132,10 @@ static void write_batch(struct lf_ingest *ing, struct lf_ingest_job *jobs, int n
     int rc = c ? lf_db_begin(c) : -LF_ESTORE;
     for (struct lf_ingest_job *j = jobs; rc == 0 && j; j = j->next)
         for (int i = 0; rc == 0 && i < j->n; i++) rc = insert_item(c, j->tenant_id, &j->items[i]);
-    if (rc == 0) rc = lf_db_commit(c);
-    else if (c) lf_db_rollback(c);
+    if (rc == 0)
+        rc = lf_db_commit(c);
+    else if (c)
+        lf_db_rollback(c);
     lf_db_release(c);
     if (rc < 0) {
         /* Nothing of this batch is stored; every request hears so. */
@@ -141,9 +145,12 @@ static void write_batch(struct lf_ingest *ing, struct lf_ingest_job *jobs, int n
     }
     for (struct lf_ingest_job *j = jobs; j; j = j->next)
         for (int i = 0; i < j->n; i++) {
-            if (rc < 0) j->items[i].outcome = rc;
-            else if (j->items[i].outcome == LF_INGEST_DUPLICATE) dups++;
-            else stored++;
+            if (rc < 0)
+                j->items[i].outcome = rc;
+            else if (j->items[i].outcome == LF_INGEST_DUPLICATE)
+                dups++;
+            else
+                stored++;
         }
     lf_err_clear(&err);
     double secs = (double)(lf_mono_us() - t0) / 1e6;
@@ -175,7 +182,8 @@ static void *writer_main(void *arg)
             struct timespec until;
             deadline_after(&until, cfg->ingest_wait_us);
             while (ing->depth < cfg->ingest_batch_max && !ing->stopping &&
-                   pthread_cond_timedwait(&ing->cond, &ing->lock, &until) != ETIMEDOUT) {}
+                   pthread_cond_timedwait(&ing->cond, &ing->lock, &until) != ETIMEDOUT) {
+            }
         }
         /* Take whole jobs up to the batch size (a single larger job goes alone). */
         struct lf_ingest_job *first = ing->head, *last = first;

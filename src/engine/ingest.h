@@ -9,21 +9,21 @@
 
 /* One event to store. Every string is owned by the item (freed by lf_ingest_item_clear). */
 struct lf_ingest_item {
-    char id[40];            /* the new event's id, chosen before submission */
+    char id[40]; /* the new event's id, chosen before submission */
     char *idempotency_key;
     char *source;
     char *event_type;
-    char *identity;         /* JSON text of the lead object, or NULL */
-    char *metadata;         /* JSON text, or NULL */
+    char *identity; /* JSON text of the lead object, or NULL */
+    char *metadata; /* JSON text, or NULL */
     char *utm_source, *utm_medium, *utm_campaign;
     int64_t occurred_at;
     int64_t received_at;
     /* Outcome, set by the writer before done() is called: */
-    int outcome;            /* LF_INGEST_STORED, LF_INGEST_DUPLICATE, or a negative code */
-    char existing_id[40];   /* for a duplicate: the id stored first */
+    int outcome;          /* LF_INGEST_STORED, LF_INGEST_DUPLICATE, or a negative code */
+    char existing_id[40]; /* for a duplicate: the id stored first */
 };
 
-#define LF_INGEST_STORED 0
+#define LF_INGEST_STORED    0
 #define LF_INGEST_DUPLICATE 1
 
 /* One submission: the events of one request, all in the same tenant. */
@@ -35,7 +35,7 @@ struct lf_ingest_job {
      * It must not block; it typically resumes the suspended request. */
     void (*done)(struct lf_ingest_job *job);
     void *arg;
-    struct lf_ingest_job *next;   /* queue link, the writer's */
+    struct lf_ingest_job *next; /* queue link, the writer's */
 };
 
 void lf_ingest_item_clear(struct lf_ingest_item *it);

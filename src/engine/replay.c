@@ -13,8 +13,7 @@ int lf_event_status_valid(const char *s)
 
 int lf_event_filter_any(const struct lf_event_filter *f)
 {
-    return f->status || f->event_type || f->source || f->lead_id || f->since >= 0 ||
-           f->until >= 0;
+    return f->status || f->event_type || f->source || f->lead_id || f->since >= 0 || f->until >= 0;
 }
 
 void lf_event_filter_sql(struct lf_query *q, const struct lf_event_filter *f)

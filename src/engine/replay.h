@@ -7,15 +7,18 @@
 
 /* A filter on a tenant's events; NULL strings and negative times are unset. */
 struct lf_event_filter {
-    const char *status;     /* pending | processing | processed | failed */
+    const char *status; /* pending | processing | processed | failed */
     const char *event_type;
     const char *source;
     const char *lead_id;
-    int64_t since;          /* received_at >= since, epoch ms */
-    int64_t until;          /* received_at < until */
+    int64_t since; /* received_at >= since, epoch ms */
+    int64_t until; /* received_at < until */
 };
 
-#define LF_EVENT_FILTER_NONE {NULL, NULL, NULL, NULL, -1, -1}
+#define LF_EVENT_FILTER_NONE                                                                       \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL, -1, -1                                                             \
+    }
 
 /* 1 when s is an event status. */
 int lf_event_status_valid(const char *s);

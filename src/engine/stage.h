@@ -14,18 +14,18 @@ struct lf_event {
     char tenant_id[40];
     char *source;
     char *event_type;
-    char *origin;           /* external | internal */
-    char *lead_id;          /* NULL until a stage resolves it */
-    char *identity_text;    /* the stored JSON text of the lead object, or NULL */
+    char *origin;        /* external | internal */
+    char *lead_id;       /* NULL until a stage resolves it */
+    char *identity_text; /* the stored JSON text of the lead object, or NULL */
     char *metadata_text;
     char *utm_source, *utm_medium, *utm_campaign;
     int64_t occurred_at;
     int64_t received_at;
-    int attempts;           /* tries before this one */
-    json_t *identity;       /* parsed lazily by lf_event_identity */
-    json_t *metadata;       /* parsed lazily by lf_event_metadata */
-    json_t *result;         /* what stages report; stored as the event's result */
-    char *outcome;          /* a stage may set a short word ("suppressed"); NULL: processed */
+    int attempts;     /* tries before this one */
+    json_t *identity; /* parsed lazily by lf_event_identity */
+    json_t *metadata; /* parsed lazily by lf_event_metadata */
+    json_t *result;   /* what stages report; stored as the event's result */
+    char *outcome;    /* a stage may set a short word ("suppressed"); NULL: processed */
 };
 
 /* The event's lead object and metadata, parsed on first use (never NULL: an empty object
@@ -38,7 +38,7 @@ json_t *lf_event_metadata(struct lf_event *ev);
 struct lf_stage_ctx {
     struct lf_app *app;
     struct lf_conn *conn;
-    int64_t now;            /* epoch ms, the same for the whole batch */
+    int64_t now; /* epoch ms, the same for the whole batch */
 };
 
 struct lf_stage {

@@ -34,7 +34,7 @@ struct lf_workers {
     unsigned seq; /* bumped by every notify */
 };
 
-#define IDLE_WAIT_MS 250
+#define IDLE_WAIT_MS       250
 #define MAX_RETRY_DELAY_MS (3600 * 1000)
 
 int64_t lf_retry_delay_ms(const struct lf_config *cfg, int attempts)
@@ -130,8 +130,7 @@ static int claim(struct lf_conn *c, int64_t now, int limit, struct lf_event **ou
 
 /* Runs the stages for one event inside its savepoint and records the outcome. Returns 1 when
  * processed, 0 when it failed (recorded), negative when the store failed (batch aborts). */
-static int process_one(struct lf_stage_ctx *ctx, const struct lf_stage *stages,
-                       struct lf_event *ev)
+static int process_one(struct lf_stage_ctx *ctx, const struct lf_stage *stages, struct lf_event *ev)
 {
     struct lf_err err = {0};
     int rc = lf_db_savepoint(ctx->conn, "ev");
@@ -173,8 +172,8 @@ static int process_one(struct lf_stage_ctx *ctx, const struct lf_stage *stages,
                        "UPDATE events SET status = 'failed', attempts = ?, next_attempt_at = ?,"
                        " error_message = ?, updated_at = ? WHERE id = ?",
                        "iNsIs", attempts, next, msg, ctx->now, ev->id);
-    lf_log_warn("event failed", "{s:s, s:s, s:i, s:b}", "event_id", ev->id, "error", msg,
-                "attempt", attempts, "final", next < 0);
+    lf_log_warn("event failed", "{s:s, s:s, s:i, s:b}", "event_id", ev->id, "error", msg, "attempt",
+                attempts, "final", next < 0);
     lf_err_clear(&err);
     return rc < 0 ? rc : 0;
 }
@@ -192,15 +191,19 @@ int lf_workers_run_batch(struct lf_app *app, int limit)
     if (rc == 0) rc = n = claim(c, ctx.now, limit, &evs);
     for (int i = 0; rc >= 0 && i < n; i++) {
         rc = process_one(&ctx, stages, &evs[i]);
-        if (rc == 1) processed++;
-        else if (rc == 0) failed++;
+        if (rc == 1)
+            processed++;
+        else if (rc == 0)
+            failed++;
     }
-    if (rc >= 0 && n > 0) rc = lf_db_commit(c);
-    else if (n == 0 && rc >= 0) rc = lf_db_rollback(c);
+    if (rc >= 0 && n > 0)
+        rc = lf_db_commit(c);
+    else if (n == 0 && rc >= 0)
+        rc = lf_db_rollback(c);
     if (rc < 0) {
         lf_db_rollback(c);
-        lf_log_error("processing batch failed", "{s:s, s:s}", "error", lf_strerror(rc),
-                     "detail", lf_db_errmsg(c));
+        lf_log_error("processing batch failed", "{s:s, s:s}", "error", lf_strerror(rc), "detail",
+                     lf_db_errmsg(c));
     }
     lf_db_release(c);
     for (int i = 0; i < n; i++) event_free(&evs[i]);

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define RELOAD_US 2000000
+#define RELOAD_US              2000000
 #define STDWEBHOOK_TOLERANCE_S 300
 
 struct cached_source {
@@ -30,7 +30,7 @@ struct cached_source {
     char tenant_slug[64];
     char slug[64];
     char *secret;
-    int rate;          /* events per second, 0: unlimited */
+    int rate; /* events per second, 0: unlimited */
     int active;
     struct lf_bucket bucket;
 };
@@ -207,8 +207,10 @@ int lf_auth_token(struct lf_req *r, int roles, struct lf_err *err)
         rc = lf_err_set(err, -LF_EAUTH, "the token lacks a known tenant or role");
     } else {
         int found = tenant_by_slug(r->app, tenant, tenant_id);
-        if (found < 0) rc = lf_err_set(err, found, "the store is unavailable");
-        else if (found == 0) rc = lf_err_set(err, -LF_EAUTH, "the token's tenant does not exist");
+        if (found < 0)
+            rc = lf_err_set(err, found, "the store is unavailable");
+        else if (found == 0)
+            rc = lf_err_set(err, -LF_EAUTH, "the token's tenant does not exist");
     }
     if (rc == 0 && !(role & roles))
         rc = lf_err_set(err, -LF_EFORBIDDEN, "role '%s' may not do this", role_name);
@@ -234,10 +236,11 @@ static int auth_source(struct lf_req *r, const char *slug, const char *sig, cons
     for (int i = 0; rc == 0 && i < ac->nsources; i++) {
         struct cached_source *s = &ac->sources[i];
         if (strcmp(s->slug, slug) != 0) continue;
-        int ok = wh_id ? lf_stdwebhook_verify(s->secret, wh_id, wh_ts, r->body.data ? r->body.data : "",
-                                              r->body.len, sig) == 0
-                       : lf_signature_verify(s->secret, r->body.data ? r->body.data : "",
-                                             r->body.len, sig) == 0;
+        int ok = wh_id
+                     ? lf_stdwebhook_verify(s->secret, wh_id, wh_ts,
+                                            r->body.data ? r->body.data : "", r->body.len, sig) == 0
+                     : lf_signature_verify(s->secret, r->body.data ? r->body.data : "", r->body.len,
+                                           sig) == 0;
         if (ok) {
             matched = i;
             break;
@@ -272,8 +275,9 @@ int lf_auth_ingest(struct lf_req *r, struct lf_err *err)
 
     if (wh_id || wh_sig) {
         if (!wh_id || !wh_ts || !wh_sig)
-            return lf_err_set(err, -LF_EAUTH, "Standard Webhooks needs webhook-id, "
-                                              "webhook-timestamp and webhook-signature");
+            return lf_err_set(err, -LF_EAUTH,
+                              "Standard Webhooks needs webhook-id, "
+                              "webhook-timestamp and webhook-signature");
         if (slug == NULL)
             return lf_err_set(err, -LF_EAUTH, "name the source with X-Source or ?source=");
         if (strlen(wh_id) >= sizeof r->auth.webhook_id)
@@ -309,8 +313,8 @@ int lf_auth_rate(struct lf_req *r, int n, struct lf_err *err)
         int64_t retry_ms = 0;
         rc = lf_bucket_take(&s->bucket, s->rate, s->rate, n, lf_mono_us(), &retry_ms);
         if (rc < 0) {
-            lf_err_set(err, rc, "source '%s' is over its rate of %d events per second",
-                       s->slug, s->rate);
+            lf_err_set(err, rc, "source '%s' is over its rate of %d events per second", s->slug,
+                       s->rate);
             err->retry_after_s = (int)((retry_ms + 999) / 1000);
         }
         break;

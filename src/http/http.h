@@ -27,10 +27,10 @@ enum lf_role {
     LF_ROLE_VIEWER = 1 << 3,
     LF_ROLE_INGEST = 1 << 4,
 };
-#define LF_ROLES_READ (LF_ROLE_ADMIN | LF_ROLE_MANAGER | LF_ROLE_SALES | LF_ROLE_VIEWER)
-#define LF_ROLES_WRITE (LF_ROLE_ADMIN | LF_ROLE_MANAGER | LF_ROLE_SALES)
+#define LF_ROLES_READ   (LF_ROLE_ADMIN | LF_ROLE_MANAGER | LF_ROLE_SALES | LF_ROLE_VIEWER)
+#define LF_ROLES_WRITE  (LF_ROLE_ADMIN | LF_ROLE_MANAGER | LF_ROLE_SALES)
 #define LF_ROLES_MANAGE (LF_ROLE_ADMIN | LF_ROLE_MANAGER)
-#define LF_ROLES_ADMIN (LF_ROLE_ADMIN)
+#define LF_ROLES_ADMIN  (LF_ROLE_ADMIN)
 
 /* The role bit for a name, or 0 when unknown; and back. */
 int lf_role_parse(const char *name);
@@ -38,13 +38,13 @@ const char *lf_role_name(int role);
 
 /* Who is asking, established by src/http/auth.c. */
 struct lf_auth {
-    char tenant_id[40];    /* the tenant every query of this request is limited to */
+    char tenant_id[40]; /* the tenant every query of this request is limited to */
     char tenant_slug[64];
-    int role;              /* one LF_ROLE_ bit; LF_ROLE_INGEST for a source signature */
-    char sub[128];         /* the token's subject, or "source:<slug>" */
-    char source_id[40];    /* set when a source signature authenticated the request */
+    int role;           /* one LF_ROLE_ bit; LF_ROLE_INGEST for a source signature */
+    char sub[128];      /* the token's subject, or "source:<slug>" */
+    char source_id[40]; /* set when a source signature authenticated the request */
     char source_slug[64];
-    char webhook_id[128];  /* the Standard Webhooks message id, when that mode was used */
+    char webhook_id[128]; /* the Standard Webhooks message id, when that mode was used */
 };
 
 enum lf_auth_mode {
@@ -56,13 +56,13 @@ enum lf_auth_mode {
 typedef void lf_handler_fn(struct lf_req *r);
 
 struct lf_route {
-    const char *method;     /* "GET", "POST", … */
-    const char *pattern;    /* "/api/v1/events/{id}"; a {name} segment matches one segment */
+    const char *method;  /* "GET", "POST", … */
+    const char *pattern; /* "/api/v1/events/{id}"; a {name} segment matches one segment */
     lf_handler_fn *fn;
     enum lf_auth_mode auth;
-    int roles;              /* LF_ROLE_ bits admitted (LF_AUTH_TOKEN) */
-    int json_body;          /* 1: the body must be application/json */
-    int index;              /* set by the router: the route's place, for metrics */
+    int roles;     /* LF_ROLE_ bits admitted (LF_AUTH_TOKEN) */
+    int json_body; /* 1: the body must be application/json */
+    int index;     /* set by the router: the route's place, for metrics */
 };
 
 #define LF_MAX_PARAMS 4
@@ -70,24 +70,24 @@ struct lf_route {
 struct lf_req {
     struct lf_app *app;
     struct MHD_Connection *conn;
-    struct lf_arena arena;           /* freed when the request completes */
+    struct lf_arena arena; /* freed when the request completes */
     const char *method;
     const char *path;
     const struct lf_route *route;
     const char *params[LF_MAX_PARAMS]; /* the {…} segments of the path, in order */
-    struct lf_buf body;              /* capped at 1 MiB */
+    struct lf_buf body;                /* capped at 1 MiB */
     int body_too_large;
     char request_id[64];
     int64_t start_us;
     struct lf_auth auth;
-    int authenticated;               /* auth was established from a token in the headers */
-    int status;                      /* the status answered, for the access log */
-    struct MHD_Response *response;   /* queued once the handler answered */
-    int suspended;                   /* waiting for lf_req_resume */
-    int called;                      /* the handler ran */
-    lf_handler_fn *on_resume;        /* what answers after a resume */
-    void *pending;                   /* handler state kept across a suspension */
-    void (*pending_free)(void *);    /* frees pending when the request completes, or NULL */
+    int authenticated;             /* auth was established from a token in the headers */
+    int status;                    /* the status answered, for the access log */
+    struct MHD_Response *response; /* queued once the handler answered */
+    int suspended;                 /* waiting for lf_req_resume */
+    int called;                    /* the handler ran */
+    lf_handler_fn *on_resume;      /* what answers after a resume */
+    void *pending;                 /* handler state kept across a suspension */
+    void (*pending_free)(void *);  /* frees pending when the request completes, or NULL */
 };
 
 /* A request header (case-insensitive name), or NULL. Valid for the request's lifetime. */

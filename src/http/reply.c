@@ -49,9 +49,8 @@ static void set_response(struct lf_req *r, int status, const char *ctype, char *
         free(data);
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, data, data ? MHD_RESPMEM_MUST_FREE
-                                                        : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, data, data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     r->status = status;
@@ -86,8 +85,8 @@ void lf_reply_error(struct lf_req *r, int code, struct lf_err *err)
     snprintf(type, sizeof type, "https://leadflow.dev/problems/%s", lf_strerror(code));
     for (char *p = type; *p; p++)
         if (*p == ' ' || *p == ',') *p = '-';
-    json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", m->title,
-                            "status", m->status, "detail", detail, "request_id", r->request_id);
+    json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", m->title, "status",
+                            m->status, "detail", detail, "request_id", r->request_id);
     if (err && err->fields) json_object_set(doc, "errors", err->fields);
     if (err && err->ext) json_object_update(doc, err->ext);
     char *text = json_dumps(doc, JSON_COMPACT);

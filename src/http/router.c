@@ -31,8 +31,7 @@ const struct lf_route *lf_router_get(int i)
 }
 
 /* Matches path against pattern; on success stores the {…} segments into params. */
-static int match(const char *pattern, const char *path, struct lf_arena *arena,
-                 const char **params)
+static int match(const char *pattern, const char *path, struct lf_arena *arena, const char **params)
 {
     int n = 0;
     const char *p = pattern, *s = path;
@@ -57,9 +56,8 @@ static int match(const char *pattern, const char *path, struct lf_arena *arena,
     return *p == '\0' && *s == '\0';
 }
 
-const struct lf_route *lf_router_match(const char *method, const char *path,
-                                       struct lf_arena *arena, const char **params,
-                                       int *status)
+const struct lf_route *lf_router_match(const char *method, const char *path, struct lf_arena *arena,
+                                       const char **params, int *status)
 {
     int path_matched = 0;
     for (int i = 0; i < nroutes; i++) {

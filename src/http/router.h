@@ -11,9 +11,8 @@ void lf_router_init(const struct lf_route *const *tables);
 /* Finds the route for method and path and fills params (pointers into a copy kept in arena).
  * Returns the route, or NULL with *status 404 (no path matches) or 405 (the path matches, the
  * method does not). */
-const struct lf_route *lf_router_match(const char *method, const char *path,
-                                       struct lf_arena *arena, const char **params,
-                                       int *status);
+const struct lf_route *lf_router_match(const char *method, const char *path, struct lf_arena *arena,
+                                       const char **params, int *status);
 
 /* Number of routes, and the pattern of route i, for metrics. */
 int lf_router_count(void);

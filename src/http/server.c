@@ -58,8 +58,8 @@ json_t *lf_req_json(struct lf_req *r, struct lf_err *err)
     json_error_t je;
     json_t *doc = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &je);
     if (doc == NULL) {
-        lf_err_set(err, -LF_EINVAL, "malformed JSON at line %d, column %d: %s", je.line,
-                   je.column, je.text);
+        lf_err_set(err, -LF_EINVAL, "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                   je.text);
         return NULL;
     }
     if (!json_is_object(doc)) {
@@ -119,8 +119,10 @@ static void set_request_id(struct lf_req *r)
     int ok = n > 0 && n < sizeof(r->request_id);
     for (size_t i = 0; ok && i < n; i++)
         if (given[i] < 0x21 || given[i] > 0x7e) ok = 0;
-    if (ok) memcpy(r->request_id, given, n + 1);
-    else lf_uuid7(r->request_id);
+    if (ok)
+        memcpy(r->request_id, given, n + 1);
+    else
+        lf_uuid7(r->request_id);
 }
 
 static int has_body_method(const char *m)
@@ -200,8 +202,8 @@ static enum MHD_Result queue(struct lf_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     struct lf_req *r = *con_cls;
     (void)cls;
@@ -295,8 +297,7 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, struct lf_er
     sa->sin_port = htons((uint16_t)port);
     const char *h = (host[0] == '\0' || !strcmp(host, "localhost")) ? "127.0.0.1" : host;
     if (inet_pton(AF_INET, h, &sa->sin_addr) != 1)
-        return lf_err_set(err, -LF_EINVAL, "LEADFLOW_LISTEN needs an IPv4 address, not '%s'",
-                          host);
+        return lf_err_set(err, -LF_EINVAL, "LEADFLOW_LISTEN needs an IPv4 address, not '%s'", host);
     return 0;
 }
 
@@ -306,15 +307,15 @@ int lf_server_start(struct lf_app *app, struct lf_err *err)
     int rc = parse_listen(app->cfg.listen, &sa, err);
     if (rc < 0) return rc;
     app->server = lf_xcalloc(1, sizeof(*app->server));
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO;
     app->server->daemon = MHD_start_daemon(
         flags, ntohs(sa.sin_port), NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)app->cfg.http_threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg.http_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, app, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        app, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, app, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_END);
     if (app->server->daemon == NULL) {
         free(app->server);
         app->server = NULL;

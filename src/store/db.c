@@ -371,16 +371,19 @@ int lf_db_run(struct lf_conn *c, struct lf_err *err, const char *sql, const char
     int rc = bind_va(st, fmt, ap);
     va_end(ap);
     if (rc == 0) {
-        while ((rc = lf_stmt_step(st)) == LF_DB_ROW) {}
+        while ((rc = lf_stmt_step(st)) == LF_DB_ROW) {
+        }
     }
-    if (rc < 0) rc = step_error(c, err, rc);
-    else rc = (int)c->db->eng->changes(c->h);
+    if (rc < 0)
+        rc = step_error(c, err, rc);
+    else
+        rc = (int)c->db->eng->changes(c->h);
     lf_stmt_done(st);
     return rc;
 }
 
-int lf_db_int(struct lf_conn *c, struct lf_err *err, int64_t *out, const char *sql,
-              const char *fmt, ...)
+int lf_db_int(struct lf_conn *c, struct lf_err *err, int64_t *out, const char *sql, const char *fmt,
+              ...)
 {
     struct lf_stmt *st = lf_db_prepare(c, sql, err);
     if (st == NULL) return -LF_EINTERNAL;
@@ -389,8 +392,10 @@ int lf_db_int(struct lf_conn *c, struct lf_err *err, int64_t *out, const char *s
     int rc = bind_va(st, fmt, ap);
     va_end(ap);
     if (rc == 0) rc = lf_stmt_step(st);
-    if (rc == LF_DB_ROW) *out = lf_stmt_int(st, 0);
-    else if (rc < 0) rc = step_error(c, err, rc);
+    if (rc == LF_DB_ROW)
+        *out = lf_stmt_int(st, 0);
+    else if (rc < 0)
+        rc = step_error(c, err, rc);
     lf_stmt_done(st);
     return rc;
 }

@@ -25,7 +25,7 @@ enum lf_db_mode {
 };
 
 #define LF_DB_DONE 0
-#define LF_DB_ROW 1
+#define LF_DB_ROW  1
 
 struct lf_db_opts {
     int sync_full;   /* 1: every commit reaches the disk before it returns */
@@ -95,8 +95,8 @@ int lf_db_run(struct lf_conn *c, struct lf_err *err, const char *sql, const char
 
 /* Prepares, binds and steps once; the first column of the first row as an integer into *out.
  * Returns LF_DB_ROW, LF_DB_DONE (no row; *out untouched) or a negative code. */
-int lf_db_int(struct lf_conn *c, struct lf_err *err, int64_t *out, const char *sql,
-              const char *fmt, ...);
+int lf_db_int(struct lf_conn *c, struct lf_err *err, int64_t *out, const char *sql, const char *fmt,
+              ...);
 
 /* Rows changed by the last statement run on this connection. */
 int64_t lf_db_changes(struct lf_conn *c);

@@ -38,15 +38,19 @@ int lf_migrate(struct lf_db *db, int *applied, struct lf_err *err)
         rc = lf_db_begin(c);
         if (rc == 0) rc = lf_db_exec(c, m->data, err);
         if (rc == 0)
-            rc = lf_db_run(c, err, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            rc = lf_db_run(c, err,
+                           "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                            "sI", m->name, lf_now_ms());
-        if (rc >= 0) rc = lf_db_commit(c);
-        else lf_db_rollback(c);
+        if (rc >= 0)
+            rc = lf_db_commit(c);
+        else
+            lf_db_rollback(c);
         if (rc == 0) {
             n++;
             lf_log_info("migration applied", "{s:s}", "version", m->name);
         } else {
-            lf_err_set(err, rc, "migration %s failed: %s", m->name, err && err->msg[0] ? err->msg : lf_db_errmsg(c));
+            lf_err_set(err, rc, "migration %s failed: %s", m->name,
+                       err && err->msg[0] ? err->msg : lf_db_errmsg(c));
         }
     }
     lf_db_release(c);
@@ -61,7 +65,8 @@ int lf_tenant_lookup(struct lf_db *db, const char *slug, char *tenant_id, struct
     struct lf_stmt *st = lf_db_prepare(c, "SELECT id FROM tenants WHERE slug = ?", err);
     int rc = st ? lf_stmt_bind(st, "s", slug) : -LF_EINTERNAL;
     if (rc == 0) rc = lf_stmt_step(st);
-    if (rc == LF_DB_ROW && tenant_id) snprintf(tenant_id, LF_UUID_STRLEN + 1, "%s", lf_stmt_text(st, 0));
+    if (rc == LF_DB_ROW && tenant_id)
+        snprintf(tenant_id, LF_UUID_STRLEN + 1, "%s", lf_stmt_text(st, 0));
     lf_stmt_done(st);
     lf_db_release(c);
     return rc;
@@ -81,28 +86,29 @@ struct seed_table {
 };
 
 static const struct seed_col scoring_cols[] = {
-    {"slug", 's', NULL},        {"name", 's', NULL},       {"event_type", 's', "*"},
-    {"conditions", 'j', "[]"},  {"points", 'i', "0"},      {"category", 's', "engagement"},
+    {"slug", 's', NULL},        {"name", 's', NULL},         {"event_type", 's', "*"},
+    {"conditions", 'j', "[]"},  {"points", 'i', "0"},        {"category", 's', "engagement"},
     {"max_per_day", 'i', NULL}, {"max_per_lead", 'i', NULL}, {"expires_after_days", 'i', NULL},
-    {"priority", 'i', "100"},   {"is_active", 'i', "1"},   {NULL, 0, NULL}};
-static const struct seed_col intent_cols[] = {
-    {"slug", 's', NULL},       {"intent", 's', NULL}, {"event_type", 's', "*"},
-    {"conditions", 'j', "[]"}, {"points", 'i', "0"},  {"max_per_lead", 'i', NULL},
-    {"is_active", 'i', "1"},   {NULL, 0, NULL}};
-static const struct seed_col pipeline_cols[] = {
-    {"slug", 's', NULL},       {"name", 's', NULL},     {"intent", 's', NULL},
-    {"owner_role", 's', "bdr"}, {"is_discovery", 'i', "0"}, {"position", 'i', "0"},
-    {NULL, 0, NULL}};
+    {"priority", 'i', "100"},   {"is_active", 'i', "1"},     {NULL, 0, NULL}};
+static const struct seed_col intent_cols[] = {{"slug", 's', NULL},      {"intent", 's', NULL},
+                                              {"event_type", 's', "*"}, {"conditions", 'j', "[]"},
+                                              {"points", 'i', "0"},     {"max_per_lead", 'i', NULL},
+                                              {"is_active", 'i', "1"},  {NULL, 0, NULL}};
+static const struct seed_col pipeline_cols[] = {{"slug", 's', NULL},
+                                                {"name", 's', NULL},
+                                                {"intent", 's', NULL},
+                                                {"owner_role", 's', "bdr"},
+                                                {"is_discovery", 'i', "0"},
+                                                {"position", 'i', "0"},
+                                                {NULL, 0, NULL}};
 static const struct seed_col team_cols[] = {
-    {"email", 's', NULL}, {"name", 's', NULL},       {"role", 's', NULL},
-    {"region", 's', NULL}, {"max_leads", 'i', "50"}, {"is_active", 'i', "1"},
-    {NULL, 0, NULL}};
+    {"email", 's', NULL},     {"name", 's', NULL},     {"role", 's', NULL}, {"region", 's', NULL},
+    {"max_leads", 'i', "50"}, {"is_active", 'i', "1"}, {NULL, 0, NULL}};
 
 /* Inserts one object as a row of t (with id, tenant_id and times), ignoring a conflict with
  * an existing row. extra_col/extra_val add one more text column (may be NULL). */
 static int seed_row(struct lf_conn *c, const struct seed_table *t, const char *tenant_id,
-                    json_t *obj, const char *extra_col, const char *extra_val,
-                    struct lf_err *err)
+                    json_t *obj, const char *extra_col, const char *extra_val, struct lf_err *err)
 {
     char sql[1024], vals[256];
     int n = snprintf(sql, sizeof sql, "INSERT INTO %s (id, tenant_id, created_at, updated_at",
@@ -129,8 +135,10 @@ static int seed_row(struct lf_conn *c, const struct seed_table *t, const char *t
         json_t *val = json_object_get(obj, col->name);
         if (val == NULL || json_is_null(val)) {
             if (val == NULL && col->def) {
-                if (col->type == 'i') lf_stmt_bind_int(st, idx, atoll(col->def));
-                else lf_stmt_bind_text(st, idx, col->def);
+                if (col->type == 'i')
+                    lf_stmt_bind_int(st, idx, atoll(col->def));
+                else
+                    lf_stmt_bind_text(st, idx, col->def);
             } else {
                 lf_stmt_bind_null(st, idx);
             }
@@ -160,8 +168,7 @@ static json_t *load_default(const char *name, struct lf_err *err)
     }
     json_error_t je;
     json_t *doc = json_loadb(f->data, f->len, 0, &je);
-    if (doc == NULL)
-        lf_err_set(err, -LF_EINTERNAL, "%s line %d: %s", name, je.line, je.text);
+    if (doc == NULL) lf_err_set(err, -LF_EINTERNAL, "%s line %d: %s", name, je.line, je.text);
     return doc;
 }
 
@@ -183,8 +190,8 @@ static int seed_list(struct lf_conn *c, const char *file, const struct seed_tabl
 
 static int seed_pipelines(struct lf_conn *c, const char *tenant_id, struct lf_err *err)
 {
-    static const struct seed_col stage_cols[] = {{"slug", 's', NULL}, {"name", 's', NULL},
-                                                 {"position", 'i', "0"}, {"kind", 's', "open"},
+    static const struct seed_col stage_cols[] = {{"slug", 's', NULL},       {"name", 's', NULL},
+                                                 {"position", 'i', "0"},    {"kind", 's', "open"},
                                                  {"automation", 'j', "[]"}, {NULL, 0, NULL}};
     static const struct seed_table pipelines = {"pipelines", pipeline_cols};
     static const struct seed_table stages = {"pipeline_stages", stage_cols};
@@ -196,8 +203,8 @@ static int seed_pipelines(struct lf_conn *c, const char *tenant_id, struct lf_er
     json_array_foreach(doc, i, p)
     {
         if ((rc = seed_row(c, &pipelines, tenant_id, p, NULL, NULL, err)) < 0) break;
-        struct lf_stmt *st = lf_db_prepare(
-            c, "SELECT id FROM pipelines WHERE tenant_id = ? AND slug = ?", err);
+        struct lf_stmt *st =
+            lf_db_prepare(c, "SELECT id FROM pipelines WHERE tenant_id = ? AND slug = ?", err);
         if (st == NULL) {
             rc = -LF_EINTERNAL;
             break;
@@ -231,10 +238,11 @@ static int seed_settings(struct lf_conn *c, const char *tenant_id, struct lf_err
     json_object_foreach(doc, key, val)
     {
         char *text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-        rc = lf_db_run(c, err,
-                       "INSERT INTO settings (tenant_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT DO NOTHING",
-                       "sssI", tenant_id, key, text, lf_now_ms());
+        rc =
+            lf_db_run(c, err,
+                      "INSERT INTO settings (tenant_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT DO NOTHING",
+                      "sssI", tenant_id, key, text, lf_now_ms());
         free(text);
         if (rc < 0) break;
     }
@@ -260,8 +268,8 @@ int lf_seed_tenant(struct lf_db *db, const char *slug, const char *name, char *t
                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING",
                        "sssII", id, slug, name ? name : slug, now, now);
     }
-    struct lf_stmt *st = rc >= 0 ? lf_db_prepare(c, "SELECT id FROM tenants WHERE slug = ?", err)
-                                 : NULL;
+    struct lf_stmt *st =
+        rc >= 0 ? lf_db_prepare(c, "SELECT id FROM tenants WHERE slug = ?", err) : NULL;
     if (st) {
         lf_stmt_bind(st, "s", slug);
         rc = lf_stmt_step(st) == LF_DB_ROW ? 0 : -LF_EINTERNAL;
@@ -275,8 +283,10 @@ int lf_seed_tenant(struct lf_db *db, const char *slug, const char *name, char *t
     if (rc >= 0) rc = seed_list(c, "intent_rules.json", &intents, id, err);
     if (rc >= 0) rc = seed_list(c, "team.json", &team, id, err);
     if (rc >= 0) rc = seed_settings(c, id, err);
-    if (rc >= 0) rc = lf_db_commit(c);
-    else lf_db_rollback(c);
+    if (rc >= 0)
+        rc = lf_db_commit(c);
+    else
+        lf_db_rollback(c);
     lf_db_release(c);
     if (rc == 0 && tenant_id) snprintf(tenant_id, LF_UUID_STRLEN + 1, "%s", id);
     return rc;

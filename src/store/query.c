@@ -31,8 +31,10 @@ struct lf_stmt *lf_query_prepare(struct lf_query *q, struct lf_conn *c, struct l
     struct lf_stmt *st = lf_db_prepare(c, q->sql.data, err);
     if (st == NULL) return NULL;
     for (int i = 0; i < q->nargs; i++) {
-        if (q->args[i].type == 's') lf_stmt_bind_text(st, i + 1, q->args[i].s);
-        else lf_stmt_bind_int(st, i + 1, q->args[i].i);
+        if (q->args[i].type == 's')
+            lf_stmt_bind_text(st, i + 1, q->args[i].s);
+        else
+            lf_stmt_bind_int(st, i + 1, q->args[i].i);
     }
     return st;
 }

@@ -11,8 +11,8 @@
 struct lf_query {
     struct lf_buf sql;
     struct {
-        char type;      /* 's' text or 'I' integer */
-        const char *s;  /* borrowed: must outlive the statement's use */
+        char type;     /* 's' text or 'I' integer */
+        const char *s; /* borrowed: must outlive the statement's use */
         int64_t i;
     } args[LF_QUERY_MAX_ARGS];
     int nargs;
