@@ -48,30 +48,36 @@ static int die(const char *what, struct lf_err *err)
     return 1;
 }
 
-/* Loads configuration and opens (and migrates) the store. */
+static void close_app(struct lf_app *app)
+{
+    lf_db_close(app->db);
+    app->db = NULL;
+    lf_config_free(&app->cfg);
+}
+
+/* Loads configuration and opens (and migrates) the store. On failure nothing stays open. */
 static int open_app(struct lf_app *app, struct lf_err *err)
 {
     memset(app, 0, sizeof(*app));
     app->started_at = lf_now_ms();
     if (lf_config_load(&app->cfg, err) < 0) return -1;
     int level = lf_log_level_parse(app->cfg.log_level);
-    if (level < 0)
-        return lf_err_set(err, -LF_EINVAL,
-                          "LEADFLOW_LOG_LEVEL is not one of "
-                          "debug, info, warn, error");
-    lf_log_set_level((enum lf_log_level)level);
-    struct lf_db_opts opts = {strcmp(app->cfg.sync, "full") == 0,
-                              app->cfg.http_threads + app->cfg.workers + 4};
-    if (lf_db_open(app->cfg.db, &opts, &app->db, err) < 0) return -1;
-    int applied = 0;
-    if (lf_migrate(app->db, &applied, err) < 0) return -1;
+    int rc = level < 0 ? lf_err_set(err, -LF_EINVAL,
+                                    "LEADFLOW_LOG_LEVEL is not one of debug, "
+                                    "info, warn, error")
+                       : 0;
+    if (rc == 0) {
+        lf_log_set_level((enum lf_log_level)level);
+        struct lf_db_opts opts = {strcmp(app->cfg.sync, "full") == 0,
+                                  app->cfg.http_threads + app->cfg.workers + 4};
+        rc = lf_db_open(app->cfg.db, &opts, &app->db, err);
+    }
+    if (rc == 0) rc = lf_migrate(app->db, NULL, err);
+    if (rc < 0) {
+        close_app(app);
+        return -1;
+    }
     return 0;
-}
-
-static void close_app(struct lf_app *app)
-{
-    lf_db_close(app->db);
-    lf_config_free(&app->cfg);
 }
 
 static int cmd_migrate(void)

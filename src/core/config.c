@@ -78,21 +78,28 @@ int lf_config_load(struct lf_config *cfg, struct lf_err *err)
         } else if (k->type == 'i') {
             char *end;
             long n = strtol(v, &end, 10);
-            if (*end != '\0' || n < 0 || n > 100000000)
-                return lf_err_set(err, -LF_EINVAL, "%s must be a whole number, not '%s'", k->name,
-                                  v);
+            if (*end != '\0' || n < 0 || n > 100000000) {
+                lf_err_set(err, -LF_EINVAL, "%s must be a whole number, not '%s'", k->name, v);
+                goto fail;
+            }
             *(int *)field = (int)n;
         } else if (parse_bool(v, (int *)field) < 0) {
-            return lf_err_set(err, -LF_EINVAL, "%s must be 1/0/true/false, not '%s'", k->name, v);
+            lf_err_set(err, -LF_EINVAL, "%s must be 1/0/true/false, not '%s'", k->name, v);
+            goto fail;
         }
     }
-    if (strcmp(cfg->sync, "full") != 0 && strcmp(cfg->sync, "normal") != 0)
-        return lf_err_set(err, -LF_EINVAL, "LEADFLOW_SYNC must be 'full' or 'normal'");
+    if (strcmp(cfg->sync, "full") != 0 && strcmp(cfg->sync, "normal") != 0) {
+        lf_err_set(err, -LF_EINVAL, "LEADFLOW_SYNC must be 'full' or 'normal'");
+        goto fail;
+    }
     if (cfg->http_threads < 1) cfg->http_threads = 1;
     if (cfg->batch_size < 1) cfg->batch_size = 1;
     if (cfg->ingest_batch_max < 1) cfg->ingest_batch_max = 1;
     if (cfg->max_attempts < 1) cfg->max_attempts = 1;
     return 0;
+fail:
+    lf_config_free(cfg);
+    return -LF_EINVAL;
 }
 
 void lf_config_free(struct lf_config *cfg)

@@ -1,0 +1,57 @@
+"""Health, metrics, the OpenAPI document, routing errors and request ids."""
+import requests
+
+from conftest import problem
+
+
+def test_health_reports_store(server):
+    r = requests.get(server.url + "/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["store"] == "ok" and body["engine"] == "sqlite"
+
+
+def test_metrics_prometheus_text(server, source):
+    server.send_signed(source, {"event_type": "page_view"})
+    r = requests.get(server.url + "/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    text = r.text
+    for name in ("leadflow_events_ingested_total", "leadflow_events_processed_total",
+                 "leadflow_events_failed_total", "leadflow_events_pending",
+                 "leadflow_http_request_duration_seconds_bucket",
+                 "leadflow_ingest_batch_size_bucket",
+                 "leadflow_ingest_commit_duration_seconds_count"):
+        assert name in text, name
+    assert 'leadflow_http_requests_total{route="POST /api/v1/events",status="202"}' in text
+
+
+def test_openapi_document(server):
+    r = requests.get(server.url + "/api/v1/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/api/v1/events" in doc["paths"]
+
+
+def test_unknown_path_is_404_problem(server):
+    problem(server.get("/api/v1/nope"), 404)
+
+
+def test_wrong_method_is_405_with_allow(server):
+    r = server.delete("/api/v1/events")
+    problem(r, 405)
+    assert "GET" in r.headers["Allow"] and "POST" in r.headers["Allow"]
+
+
+def test_request_id_echoed_or_made(server):
+    r = requests.get(server.url + "/health", headers={"X-Request-Id": "abc-123"})
+    assert r.headers["X-Request-Id"] == "abc-123"
+    r = requests.get(server.url + "/health")
+    assert len(r.headers["X-Request-Id"]) == 36
+
+
+def test_access_log_line_per_request(server):
+    requests.get(server.url + "/health", headers={"X-Request-Id": "log-me-please"})
+    lines = [l for l in server.read_log().splitlines() if "log-me-please" in l]
+    assert lines and '"msg":"request"' in lines[-1] and '"status":200' in lines[-1]
