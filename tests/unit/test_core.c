@@ -20,8 +20,8 @@ static void uuid7_shape_and_version(void **state)
     lf_uuid7(id);
     assert_int_equal(strlen(id), 36);
     assert_true(lf_uuid_valid(id));
-    assert_int_equal(id[14], '7');                      /* version */
-    assert_true(strchr("89ab", id[19]) != NULL);        /* variant 10xx */
+    assert_int_equal(id[14], '7');               /* version */
+    assert_true(strchr("89ab", id[19]) != NULL); /* variant 10xx */
     assert_false(lf_uuid_valid("not-a-uuid"));
     assert_false(lf_uuid_valid("01a20fdd-ad6d-7658-9f6c-03248567a01"));
     assert_false(lf_uuid_valid("01a20fdd-ad6d-7658-9f6c-03248567a01g"));
@@ -77,16 +77,16 @@ static void time_parse_rejects(void **state)
     int64_t ms = 42;
     const char *bad[] = {"",
                          "2026-11-20",
-                         "2026-11-20T10:00:00",       /* no zone */
-                         "2026-13-01T00:00:00Z",      /* month */
-                         "2026-02-29T00:00:00Z",      /* not a leap year */
-                         "2100-02-29T00:00:00Z",      /* century, not leap */
-                         "2026-11-31T00:00:00Z",      /* day */
-                         "2026-11-20T24:00:00Z",      /* hour */
-                         "2026-11-20T10:60:00Z",      /* minute */
-                         "2026-11-20T10:00:00.Z",     /* empty fraction */
-                         "2026-11-20T10:00:00Zjunk",  /* trailing */
-                         "2026-11-20T10:00:00+2:00",  /* offset shape */
+                         "2026-11-20T10:00:00",      /* no zone */
+                         "2026-13-01T00:00:00Z",     /* month */
+                         "2026-02-29T00:00:00Z",     /* not a leap year */
+                         "2100-02-29T00:00:00Z",     /* century, not leap */
+                         "2026-11-31T00:00:00Z",     /* day */
+                         "2026-11-20T24:00:00Z",     /* hour */
+                         "2026-11-20T10:60:00Z",     /* minute */
+                         "2026-11-20T10:00:00.Z",    /* empty fraction */
+                         "2026-11-20T10:00:00Zjunk", /* trailing */
+                         "2026-11-20T10:00:00+2:00", /* offset shape */
                          "20261120T100000Z",
                          "yesterday"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -152,14 +152,17 @@ static void stdwebhooks_spec_vector(void **state)
     const char *id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const char *body = "{\"test\": 2432232314}";
     char sig[LF_SIG_BUFSZ];
-    assert_int_equal(lf_stdwebhook_sign(secret, id, 1614265330, body, strlen(body), sig, sizeof sig), 0);
+    assert_int_equal(
+        lf_stdwebhook_sign(secret, id, 1614265330, body, strlen(body), sig, sizeof sig), 0);
     assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     assert_int_equal(lf_stdwebhook_verify(secret, id, 1614265330, body, strlen(body), sig), 0);
     /* any of several space-separated signatures may match */
-    assert_int_equal(lf_stdwebhook_verify(secret, id, 1614265330, body, strlen(body),
-                                          "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
-                     0);
-    assert_int_equal(lf_stdwebhook_verify(secret, id, 1614265331, body, strlen(body), sig), -LF_EAUTH);
+    assert_int_equal(
+        lf_stdwebhook_verify(secret, id, 1614265330, body, strlen(body),
+                             "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        0);
+    assert_int_equal(lf_stdwebhook_verify(secret, id, 1614265331, body, strlen(body), sig),
+                     -LF_EAUTH);
     assert_int_equal(lf_stdwebhook_verify(secret, "msg_other", 1614265330, body, strlen(body), sig),
                      -LF_EAUTH);
     assert_int_equal(lf_stdwebhook_verify(secret, id, 1614265330, "{}", 2, sig), -LF_EAUTH);
@@ -173,8 +176,8 @@ static void stdwebhooks_second_vector(void **state)
     const char *secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     const char *body = "{\"email\":\"test@example.com\",\"username\":\"test_user\"}";
     char sig[LF_SIG_BUFSZ];
-    assert_int_equal(lf_stdwebhook_sign(secret, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553,
-                                        body, strlen(body), sig, sizeof sig),
+    assert_int_equal(lf_stdwebhook_sign(secret, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body,
+                                        strlen(body), sig, sizeof sig),
                      0);
     assert_string_equal(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
     (void)state;

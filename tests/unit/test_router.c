@@ -62,7 +62,8 @@ static void captures_params(void **state)
     struct lf_arena a = {0};
     const char *params[LF_MAX_PARAMS] = {0};
     int status = 0;
-    const struct lf_route *r = lf_router_match("GET", "/api/v1/events/abc-123", &a, params, &status);
+    const struct lf_route *r =
+        lf_router_match("GET", "/api/v1/events/abc-123", &a, params, &status);
     assert_non_null(r);
     assert_string_equal(params[0], "abc-123");
     r = lf_router_match("DELETE", "/api/v1/pipelines/p1/stages/s2", &a, params, &status);
@@ -108,10 +109,8 @@ static void trailing_slash_tolerated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(numbers_routes),
-        cmocka_unit_test(matches_static_before_params),
-        cmocka_unit_test(captures_params),
-        cmocka_unit_test(not_found_and_method),
+        cmocka_unit_test(numbers_routes),           cmocka_unit_test(matches_static_before_params),
+        cmocka_unit_test(captures_params),          cmocka_unit_test(not_found_and_method),
         cmocka_unit_test(trailing_slash_tolerated),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -82,7 +82,8 @@ static void seed_loads_defaults_once(void **state)
     struct lf_err err = {0};
     assert_int_equal(lf_seed_tenant(f->app.db, "default", "Default", id, &err), 0);
     assert_int_equal(count(f->app.db, "SELECT count(*) FROM pipelines WHERE tenant_id = ?", id), 4);
-    int64_t stages = count(f->app.db, "SELECT count(*) FROM pipeline_stages WHERE tenant_id = ?", id);
+    int64_t stages =
+        count(f->app.db, "SELECT count(*) FROM pipeline_stages WHERE tenant_id = ?", id);
     int64_t rules = count(f->app.db, "SELECT count(*) FROM scoring_rules WHERE tenant_id = ?", id);
     int64_t intents = count(f->app.db, "SELECT count(*) FROM intent_rules WHERE tenant_id = ?", id);
     int64_t team = count(f->app.db, "SELECT count(*) FROM team_members WHERE tenant_id = ?", id);
@@ -101,7 +102,8 @@ static void bind_step_and_types(void **state)
     struct fixture *f = *state;
     struct lf_conn *c = lf_db_acquire(f->app.db, LF_DB_WRITE, NULL);
     assert_int_equal(lf_db_exec(c, "CREATE TABLE t (a TEXT, b BIGINT)", NULL), 0);
-    assert_int_equal(lf_db_run(c, NULL, "INSERT INTO t VALUES (?, ?)", "sI", "x", (int64_t)1 << 40), 1);
+    assert_int_equal(lf_db_run(c, NULL, "INSERT INTO t VALUES (?, ?)", "sI", "x", (int64_t)1 << 40),
+                     1);
     assert_int_equal(lf_db_run(c, NULL, "INSERT INTO t VALUES (?, ?)", "sN", NULL, (int64_t)-1), 1);
     struct lf_stmt *st = lf_db_prepare(c, "SELECT a, b FROM t ORDER BY rowid", NULL);
     assert_int_equal(lf_stmt_step(st), LF_DB_ROW);
@@ -204,7 +206,8 @@ static void worker_batch_failures_and_retries(void **state)
     assert_int_equal(lf_workers_run_batch(&f->app, 100), 0);
     f->app.cfg.retry_base_ms = 0; /* make retries due at once for the rest of the test */
     struct lf_conn *c = lf_db_acquire(f->app.db, LF_DB_WRITE, NULL);
-    lf_db_run(c, NULL, "UPDATE events SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL", NULL);
+    lf_db_run(c, NULL, "UPDATE events SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL",
+              NULL);
     lf_db_release(c);
     assert_int_equal(lf_workers_run_batch(&f->app, 100), 2);
     event_row(f->app.db, flaky, status, &attempts, &due);
