@@ -13,19 +13,12 @@
 static void health(struct lf_req *r)
 {
     struct lf_err err = {0};
-    int64_t due = 0;
-    struct lf_conn *c = lf_db_acquire(r->app->db, LF_DB_READ, &err);
-    int rc = c ? lf_db_int(c, &err, &due,
-                           "SELECT count(*) FROM events WHERE next_attempt_at IS NOT NULL", NULL)
-               : -LF_ESTORE;
-    lf_db_release(c);
-    int ok = rc == LF_DB_ROW;
-    json_t *body = json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:I, s:i}", "status", ok ? "ok" : "unavailable", "store",
-        ok ? "ok" : (err.msg[0] ? err.msg : "unusable"), "engine", lf_db_engine_name(r->app->db),
-        "version", LF_VERSION, "uptime_s", (json_int_t)((lf_now_ms() - r->app->started_at) / 1000),
-        "events_due", (json_int_t)due, "ingest_queue",
-        r->app->ingest ? lf_ingest_depth(r->app->ingest) : 0);
+    int ok = lf_db_check(r->app->db, &err) == 0;
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "status", ok ? "ok" : "unavailable",
+                             "store", ok ? "ok" : (err.msg[0] ? err.msg : "unusable"), "engine",
+                             lf_db_engine_name(r->app->db), "version", LF_VERSION, "uptime_s",
+                             (json_int_t)((lf_now_ms() - r->app->started_at) / 1000),
+                             "ingest_queue", r->app->ingest ? lf_ingest_depth(r->app->ingest) : 0);
     lf_reply_json(r, ok ? 200 : 503, body);
     lf_err_clear(&err);
 }

@@ -129,7 +129,10 @@ static void write_batch(struct lf_ingest *ing, struct lf_ingest_job *jobs, int n
     struct lf_err err = {0};
     int stored = 0, dups = 0;
     struct lf_conn *c = lf_db_acquire(ing->app->db, LF_DB_WRITE, &err);
-    int rc = c ? lf_db_begin(c) : -LF_ESTORE;
+    /* A store that is no longer the configured one (a deleted or replaced file) would take
+     * the events and lose them: refuse instead. */
+    int rc = c ? lf_db_conn_check(c, &err) : -LF_ESTORE;
+    if (rc == 0) rc = lf_db_begin(c);
     for (struct lf_ingest_job *j = jobs; rc == 0 && j; j = j->next)
         for (int i = 0; rc == 0 && i < j->n; i++) rc = insert_item(c, j->tenant_id, &j->items[i]);
     if (rc == 0)

@@ -112,6 +112,25 @@ void lf_db_close(struct lf_db *db)
     free(db);
 }
 
+int lf_db_check(struct lf_db *db, struct lf_err *err)
+{
+    struct lf_conn *c = lf_db_acquire(db, LF_DB_READ, err);
+    if (c == NULL) return -LF_ESTORE;
+    int64_t one = 0;
+    int rc = lf_db_int(c, err, &one, "SELECT count(*) FROM tenants", NULL);
+    if (rc == LF_DB_ROW)
+        rc = lf_db_conn_check(c, err);
+    else if (rc >= 0)
+        rc = -LF_ESTORE;
+    lf_db_release(c);
+    return rc < 0 ? -LF_ESTORE : 0;
+}
+
+int lf_db_conn_check(struct lf_conn *c, struct lf_err *err)
+{
+    return c->db->eng->check(c->h, c->db->url, err);
+}
+
 const char *lf_db_engine_name(const struct lf_db *db)
 {
     return db->eng->name;

@@ -38,6 +38,11 @@ int lf_db_open(const char *url, const struct lf_db_opts *opts, struct lf_db **ou
                struct lf_err *err);
 /* Closes every connection. No connection may be lent out. */
 void lf_db_close(struct lf_db *db);
+/* Checks that the store answers and is the one configured (for /health): runs a query on a
+ * reader connection and asks the engine. Returns 0 or -LF_ESTORE with the reason in err. */
+int lf_db_check(struct lf_db *db, struct lf_err *err);
+/* The engine's part of lf_db_check on a connection already held (cheap: no query). */
+int lf_db_conn_check(struct lf_conn *c, struct lf_err *err);
 /* "sqlite" or "postgres". */
 const char *lf_db_engine_name(const struct lf_db *db);
 

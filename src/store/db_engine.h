@@ -27,6 +27,9 @@ struct lf_db_engine {
     int (*exec)(void *h, const char *sql, struct lf_err *err);
     int64_t (*changes)(void *h);
     const char *(*errmsg)(void *h);
+    /* Checks that the connection still reaches the store the url names (for health). Returns 0
+     * or -LF_ESTORE with the reason in err. */
+    int (*check)(void *h, const char *url, struct lf_err *err);
     /* The statement that begins a write transaction. */
     const char *begin_sql;
 };

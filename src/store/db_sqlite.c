@@ -5,12 +5,22 @@
  * one thread at a time per connection. */
 #include "store/db_engine.h"
 #include "core/log.h"
+#include "core/mem.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define BUSY_TIMEOUT_MS 10000
+
+/* A connection: the SQLite handle and the identity of the file it opened. */
+struct sq_conn {
+    sqlite3 *db;
+    dev_t dev;
+    ino_t ino;
+};
 
 static int map_rc(int rc)
 {
@@ -34,7 +44,7 @@ static int map_rc(int rc)
     }
 }
 
-static int sq_exec(void *h, const char *sql, struct lf_err *err)
+static int exec_raw(sqlite3 *h, const char *sql, struct lf_err *err)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
@@ -45,6 +55,11 @@ static int sq_exec(void *h, const char *sql, struct lf_err *err)
         return code;
     }
     return 0;
+}
+
+static int sq_exec(void *h, const char *sql, struct lf_err *err)
+{
+    return exec_raw(((struct sq_conn *)h)->db, sql, err);
 }
 
 static int sq_connect(const char *url, const struct lf_db_opts *opts, int writer, void **out,
@@ -66,25 +81,34 @@ static int sq_connect(const char *url, const struct lf_db_opts *opts, int writer
              "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
              "%s",
              opts->sync_full ? "FULL" : "NORMAL", writer ? "" : "PRAGMA query_only=1;");
-    rc = sq_exec(h, pragmas, err);
+    rc = exec_raw(h, pragmas, err);
+    struct stat st;
+    if (rc == 0 && stat(url, &st) != 0) rc = lf_err_set(err, -LF_ESTORE, "cannot stat %s", url);
     if (rc < 0) {
         sqlite3_close(h);
         return rc;
     }
-    *out = h;
+    struct sq_conn *c = lf_xcalloc(1, sizeof(*c));
+    c->db = h;
+    c->dev = st.st_dev;
+    c->ino = st.st_ino;
+    *out = c;
     return 0;
 }
 
 static void sq_disconnect(void *h)
 {
-    sqlite3_close(h);
+    struct sq_conn *c = h;
+    sqlite3_close(c->db);
+    free(c);
 }
 
 static int sq_prepare(void *h, const char *sql, void **st, struct lf_err *err)
 {
+    sqlite3 *db = ((struct sq_conn *)h)->db;
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v3(h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
-    if (rc != SQLITE_OK) return lf_err_set(err, map_rc(rc), "%s", sqlite3_errmsg(h));
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (rc != SQLITE_OK) return lf_err_set(err, map_rc(rc), "%s", sqlite3_errmsg(db));
     *st = s;
     return 0;
 }
@@ -147,12 +171,25 @@ static const char *sq_col_text(void *st, int col)
 
 static int64_t sq_changes(void *h)
 {
-    return sqlite3_changes64(h);
+    return sqlite3_changes64(((struct sq_conn *)h)->db);
 }
 
 static const char *sq_errmsg(void *h)
 {
-    return sqlite3_errmsg(h);
+    return sqlite3_errmsg(((struct sq_conn *)h)->db);
+}
+
+/* The file at url must still be the one this connection has open: a database deleted or
+ * replaced under a running server would take writes that no restart ever sees. */
+static int sq_check(void *h, const char *url, struct lf_err *err)
+{
+    struct sq_conn *c = h;
+    struct stat st;
+    if (stat(url, &st) != 0)
+        return lf_err_set(err, -LF_ESTORE, "the database file %s is gone", url);
+    if (st.st_dev != c->dev || st.st_ino != c->ino)
+        return lf_err_set(err, -LF_ESTORE, "the database file %s was replaced", url);
+    return 0;
 }
 
 const struct lf_db_engine lf_db_sqlite = {
@@ -175,5 +212,6 @@ const struct lf_db_engine lf_db_sqlite = {
     .exec = sq_exec,
     .changes = sq_changes,
     .errmsg = sq_errmsg,
+    .check = sq_check,
     .begin_sql = "BEGIN IMMEDIATE",
 };

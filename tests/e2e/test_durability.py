@@ -118,3 +118,34 @@ def test_many_concurrent_ingests_all_committed(fresh_server):
     metrics = requests.get(s.url + "/metrics").text
     commits = [l for l in metrics.splitlines() if l.startswith("leadflow_ingest_commits_total")]
     assert int(commits[0].split()[1]) < 400  # group commit batched them
+
+
+def test_store_gone_health_503_and_ingest_refused(fresh_server):
+    import os
+    s = fresh_server.start()
+    assert requests.get(s.url + "/health").status_code == 200
+    s.token("ingest"), s.token("admin")  # minted from the file while it is there
+    os.rename(s.db, s.db + ".moved")  # the configured file is gone
+    r = requests.get(s.url + "/health")
+    assert r.status_code == 503 and r.json()["status"] == "unavailable"
+    doc = problem(s.ingest({"event_type": "lost"}), 503)
+    assert "nothing was kept" in doc["detail"]
+    assert int(s.ingest({"event_type": "lost"}).headers["Retry-After"]) >= 1
+    os.rename(s.db + ".moved", s.db)
+    assert requests.get(s.url + "/health").status_code == 200
+    assert s.ingest({"event_type": "back"}).status_code == 202
+
+
+def test_slow_client_is_timed_out(fresh_server):
+    import socket
+    s = fresh_server
+    s.env["LEADFLOW_HTTP_TIMEOUT"] = "1"
+    s.start()
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    sock.settimeout(10)
+    start = time.time()
+    data = sock.recv(4096)  # the server closes the stalled connection
+    assert data == b"" or b"HTTP/1.1" in data
+    assert time.time() - start < 8
+    sock.close()
