@@ -52,6 +52,11 @@ def test_request_id_echoed_or_made(server):
 
 
 def test_access_log_line_per_request(server):
+    import time
     requests.get(server.url + "/health", headers={"X-Request-Id": "log-me-please"})
-    lines = [l for l in server.read_log().splitlines() if "log-me-please" in l]
+    for _ in range(100):  # the line is written when the request completes, just after the answer
+        lines = [l for l in server.read_log().splitlines() if "log-me-please" in l]
+        if lines:
+            break
+        time.sleep(0.02)
     assert lines and '"msg":"request"' in lines[-1] and '"status":200' in lines[-1]
