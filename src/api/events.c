@@ -137,7 +137,9 @@ static int parse_event(struct lf_req *r, json_t *obj, const char *prefix, int64_
             lf_err_field(err, fname(f, sizeof f, prefix, "occurred_at"),
                          "is more than a day in the future");
     }
-    opt_string(obj, "idempotency_key", NULL, prefix, KEY_MAX, &key, err);
+    if (opt_string(obj, "idempotency_key", NULL, prefix, KEY_MAX, &key, err) == 0 && key &&
+        *key == '\0')
+        lf_err_field(err, fname(f, sizeof f, prefix, "idempotency_key"), "must not be empty");
     char *lead = NULL, *metadata = NULL;
     if (opt_object(obj, "lead", NULL, prefix, LEAD_MAX, &lead, err) == 0 && lead)
         check_lead(json_object_get(obj, "lead"), prefix, err);
@@ -158,9 +160,11 @@ static int parse_event(struct lf_req *r, json_t *obj, const char *prefix, int64_
     }
     lf_uuid7(it->id);
     it->event_type = lf_xstrdup(type);
+    /* The source is the signer, else what the body says, else the token's subject when it is
+     * a valid name, else "api". */
     it->source = lf_xstrdup(source                   ? source
                             : r->auth.source_slug[0] ? r->auth.source_slug
-                            : r->auth.sub[0]         ? r->auth.sub
+                            : is_name(r->auth.sub)   ? r->auth.sub
                                                      : "api");
     it->idempotency_key = key ? lf_xstrdup(key) : NULL;
     it->identity = lead;
@@ -262,6 +266,10 @@ static void submit(struct lf_req *r, struct pending_ingest *pi, const char *head
     struct lf_err err = {0};
     for (int i = 0; i < pi->n; i++) {
         struct lf_ingest_item *it = &pi->items[i];
+        if (it->idempotency_key && r->auth.webhook_id[0] && !pi->batch) {
+            free(it->idempotency_key); /* Standard Webhooks: webhook-id is the key */
+            it->idempotency_key = NULL;
+        }
         if (it->idempotency_key) continue;
         char key[KEY_MAX + 16];
         if (header_key && pi->batch)
@@ -370,7 +378,7 @@ static void ingest_batch(struct lf_req *r)
     }
     if (err.code) { /* one bad event refuses the batch: nothing is stored */
         lf_err_set(&err, -LF_EINVAL, "%zu of %zu events are invalid; nothing was stored",
-                   json_array_size(err.fields), n);
+                   n - (size_t)pi->n, n);
         lf_metrics_inc(LF_M_EVENTS_REJECTED, n);
         lf_reply_error(r, -LF_EINVAL, &err);
         pending_free(pi);

@@ -311,6 +311,13 @@ int lf_auth_rate(struct lf_req *r, int n, struct lf_err *err)
         struct cached_source *s = &ac->sources[i];
         if (strcmp(s->id, r->auth.source_id) != 0 || s->rate <= 0) continue;
         int64_t retry_ms = 0;
+        if (n > s->rate) { /* can never fit in the bucket: waiting would not help */
+            rc = lf_err_field(err, "events",
+                              "holds %d events; source '%s' takes at most %d per second, so send "
+                              "smaller batches",
+                              n, s->slug, s->rate);
+            break;
+        }
         rc = lf_bucket_take(&s->bucket, s->rate, s->rate, n, lf_mono_us(), &retry_ms);
         if (rc < 0) {
             lf_err_set(err, rc, "source '%s' is over its rate of %d events per second", s->slug,

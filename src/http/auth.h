@@ -25,7 +25,8 @@ int lf_auth_token(struct lf_req *r, int roles, struct lf_err *err);
 int lf_auth_ingest(struct lf_req *r, struct lf_err *err);
 
 /* Takes n events from the rate of the source that authenticated r (nothing for tokens).
- * Returns 0, or -LF_ERATE with err->retry_after_s set. */
+ * Returns 0, -LF_ERATE with err->retry_after_s set, or -LF_EINVAL when n is more than the
+ * source may ever send at once (its rate per second). */
 int lf_auth_rate(struct lf_req *r, int n, struct lf_err *err);
 
 /* Mints a token for tenant slug, role name and subject, valid for ttl_s seconds. Returns a

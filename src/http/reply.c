@@ -10,24 +10,25 @@ struct status_map {
     int code;
     int status;
     const char *title;
+    const char *slug; /* the last segment of the problem type URI */
 };
 
 static const struct status_map statuses[] = {
-    {LF_EINVAL, 400, "Bad Request"},
-    {LF_EAUTH, 401, "Unauthorized"},
-    {LF_EFORBIDDEN, 403, "Forbidden"},
-    {LF_ENOTFOUND, 404, "Not Found"},
-    {LF_EMETHOD, 405, "Method Not Allowed"},
-    {LF_ECONFLICT, 409, "Conflict"},
-    {LF_ECONSTRAINT, 409, "Conflict"},
-    {LF_ETOOLARGE, 413, "Content Too Large"},
-    {LF_EMEDIA, 415, "Unsupported Media Type"},
-    {LF_ERATE, 429, "Too Many Requests"},
-    {LF_EBUSY, 503, "Service Unavailable"},
-    {LF_ESTORE, 503, "Service Unavailable"},
-    {LF_ENOMEM, 503, "Service Unavailable"},
-    {LF_EIO, 500, "Internal Server Error"},
-    {LF_EINTERNAL, 500, "Internal Server Error"},
+    {LF_EINVAL, 400, "Bad Request", "invalid-input"},
+    {LF_EAUTH, 401, "Unauthorized", "unauthenticated"},
+    {LF_EFORBIDDEN, 403, "Forbidden", "forbidden"},
+    {LF_ENOTFOUND, 404, "Not Found", "not-found"},
+    {LF_EMETHOD, 405, "Method Not Allowed", "method-not-allowed"},
+    {LF_ECONFLICT, 409, "Conflict", "conflict"},
+    {LF_ECONSTRAINT, 409, "Conflict", "conflict"},
+    {LF_ETOOLARGE, 413, "Content Too Large", "too-large"},
+    {LF_EMEDIA, 415, "Unsupported Media Type", "unsupported-media-type"},
+    {LF_ERATE, 429, "Too Many Requests", "rate-limited"},
+    {LF_EBUSY, 503, "Service Unavailable", "busy"},
+    {LF_ESTORE, 503, "Service Unavailable", "store-unavailable"},
+    {LF_ENOMEM, 503, "Service Unavailable", "out-of-memory"},
+    {LF_EIO, 500, "Internal Server Error", "io-error"},
+    {LF_EINTERNAL, 500, "Internal Server Error", "internal-error"},
 };
 
 static const struct status_map *lookup(int code)
@@ -82,9 +83,7 @@ void lf_reply_error(struct lf_req *r, int code, struct lf_err *err)
     const struct status_map *m = lookup(code);
     const char *detail = err && err->msg[0] ? err->msg : lf_strerror(code);
     char type[96];
-    snprintf(type, sizeof type, "https://leadflow.dev/problems/%s", lf_strerror(code));
-    for (char *p = type; *p; p++)
-        if (*p == ' ' || *p == ',') *p = '-';
+    snprintf(type, sizeof type, "https://leadflow.dev/problems/%s", m->slug);
     json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", m->title, "status",
                             m->status, "detail", detail, "request_id", r->request_id);
     if (err && err->fields) json_object_set(doc, "errors", err->fields);

@@ -122,6 +122,13 @@ def test_standard_webhooks(server, source):
     # the same message again: 409 with the original id
     again = post(now, stdwebhook_sign(source["secret"], msg_id, now, body))
     assert problem(again, 409)["event_id"] == r.json()["event_id"]
+    # webhook-id wins over an idempotency_key in the body
+    body2 = json.dumps({"event_type": "x", "idempotency_key": "from-body"}).encode()
+    mid2 = "msg_" + uuid.uuid4().hex
+    r2 = requests.post(server.url + "/api/v1/events?source=portal", data=body2, headers={
+        "Content-Type": "application/json", "webhook-id": mid2, "webhook-timestamp": str(now),
+        "webhook-signature": stdwebhook_sign(source["secret"], mid2, now, body2)})
+    assert r2.status_code == 202 and r2.json()["idempotency_key"] == mid2
     # stale and future timestamps
     for ts in (now - 301, now + 301):
         problem(post(ts, stdwebhook_sign(source["secret"], msg_id + "x", ts, body), msg_id + "x"), 401)

@@ -170,6 +170,23 @@ def test_batch_with_a_bad_event_stores_nothing(server):
     assert all(e["idempotency_key"] != marker for e in listed)
 
 
+def test_empty_body_key_is_refused(server):
+    doc = problem(server.ingest({"event_type": "x", "idempotency_key": ""}), 400)
+    assert "idempotency_key" in fields_of(doc)
+
+
+def test_batch_error_counts_events_not_fields(server):
+    events = [{"event_type": "ok"}, {"event_type": "bad type", "lead": 1}, {"lead": []}]
+    doc = problem(server.post("/api/v1/events/batch", {"events": events}, role="ingest"), 400)
+    assert doc["detail"].startswith("2 of 3 events are invalid")
+    assert doc["type"].endswith("/invalid-input")
+
+
+def test_token_subject_becomes_source_only_when_a_name(server):
+    eid = server.ingest({"event_type": "x"}).json()["event_id"]
+    assert server.get(f"/api/v1/events/{eid}").json()["source"] == "ingest"  # the token's sub
+
+
 def test_batch_limits(server):
     problem(server.post("/api/v1/events/batch", {"events": []}, role="ingest"), 400)
     problem(server.post("/api/v1/events/batch", {"nope": 1}, role="ingest"), 400)

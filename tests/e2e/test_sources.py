@@ -75,11 +75,20 @@ def test_rate_limit_429_with_retry_after(server):
 
 
 def test_rate_limit_counts_batch_events(server):
-    src = server.create_source("batchy", rate_limit_per_s=10)
     import json
     from conftest import sign
-    body = json.dumps({"events": [{"event_type": "x"}] * 20}).encode()
-    r = server.http.post(server.url + "/api/v1/events/batch", data=body, headers={
-        "Content-Type": "application/json", "X-Source": "batchy",
-        "X-Webhook-Signature": sign(body, src["secret"])})
+    src = server.create_source("batchy", rate_limit_per_s=10)
+
+    def batch(n):
+        body = json.dumps({"events": [{"event_type": "x"}] * n}).encode()
+        return server.http.post(server.url + "/api/v1/events/batch", data=body, headers={
+            "Content-Type": "application/json", "X-Source": "batchy",
+            "X-Webhook-Signature": sign(body, src["secret"])})
+
+    assert batch(8).status_code == 202
+    r = batch(8)  # 2 tokens left: wait and retry helps
     problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 1
+    # a batch larger than the rate can never pass: a 400 that says so, not a 429
+    doc = problem(batch(20), 400)
+    assert "events" in fields_of(doc) and "smaller batches" in doc["detail"]
