@@ -43,6 +43,7 @@ struct lf_stage_ctx {
 
 struct lf_stage {
     const char *name;
+    int internal; /* 1: also runs for domain events (origin internal); 0: external only */
     /* Returns 0, or a negative code with err set: the event's work is rolled back, it is
      * marked failed and retried with backoff. A stage may end processing early by setting
      * ev->outcome and returning LF_STAGE_STOP. */

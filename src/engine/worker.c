@@ -138,11 +138,14 @@ static int process_one(struct lf_stage_ctx *ctx, const struct lf_stage *stages, 
     ev->result = json_object();
     json_t *ran = json_array();
     int stage_rc = 0;
+    int internal = ev->origin && strcmp(ev->origin, "internal") == 0;
     for (const struct lf_stage *s = stages; s->name && stage_rc == 0; s++) {
+        if (internal && !s->internal) continue;
         json_array_append_new(ran, json_string(s->name));
         stage_rc = s->fn(ctx, ev, &err);
     }
     json_object_set_new(ev->result, "stages", ran);
+    if (stage_rc == LF_STAGE_STOP) stage_rc = 0;
 
     if (stage_rc >= 0) {
         rc = lf_db_savepoint_release(ctx->conn, "ev");

@@ -72,7 +72,7 @@ def test_flaky_event_succeeds_on_retry(server):
     r = server.ingest({"event_type": "flaky", "metadata": {"test_fail_times": 2}})
     ev = server.wait_processed(r.json()["event_id"], timeout=20)
     assert ev["attempts"] == 3 and ev["error_message"] is None
-    assert ev["result"]["test"] == "ok" and ev["result"]["outcome"] == "processed"
+    assert ev["result"]["test"] == "ok" and ev["result"]["outcome"] == "no_identity"
 
 
 def test_replay_by_filter(server):

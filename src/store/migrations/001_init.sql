@@ -70,7 +70,7 @@ CREATE TABLE organizations (
 );
 CREATE UNIQUE INDEX organizations_domain ON organizations (tenant_id, domain)
     WHERE domain IS NOT NULL;
-CREATE INDEX organizations_name ON organizations (tenant_id, name);
+CREATE INDEX organizations_name ON organizations (tenant_id, lower(name));
 
 CREATE TABLE leads (
     id                    TEXT PRIMARY KEY,
@@ -112,6 +112,8 @@ CREATE TABLE leads (
 );
 CREATE INDEX leads_tenant ON leads (tenant_id, id);
 CREATE INDEX leads_email ON leads (tenant_id, email);
+CREATE INDEX leads_created ON leads (tenant_id, created_at, id);
+CREATE INDEX leads_merged ON leads (merged_into) WHERE merged_into IS NOT NULL;
 CREATE INDEX leads_score ON leads (tenant_id, total_score, id);
 CREATE INDEX leads_activity ON leads (tenant_id, last_activity_at, id);
 CREATE INDEX leads_routing ON leads (tenant_id, routing_status, id);

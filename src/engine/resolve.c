@@ -1,0 +1,76 @@
+/* Stage 1, resolve: find the event's lead by any identity (email first), create it when there
+ * is none, merge when the identities point at two leads, attach new identities, fill empty
+ * profile fields and link an organization. An event without an identity touches no lead
+ * (result no_identity); an email on the erasure list is dropped (result suppressed).
+ *
+ * Concurrency: on SQLite batches run one at a time, so two events for one new person see each
+ * other. Across processes (or engines with several writers) the unique index on
+ * (tenant_id, kind, value) decides: the loser's attach fails, the event is retried, and on the
+ * retry it finds the lead the winner made. */
+#include "engine/stage.h"
+#include "engine/emit.h"
+#include "engine/lead.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err)
+{
+    json_t *lead = lf_event_identity(ev);
+    struct lf_identity ids[LF_ID_KINDS_];
+    int n = lf_identities_from_lead(lead, ids, NULL);
+    if (n == 0) {
+        ev->outcome = strdup("no_identity");
+        return LF_STAGE_STOP;
+    }
+    const char *email = ids[0].kind == LF_ID_EMAIL ? ids[0].value : NULL;
+    if (email) {
+        int sup = lf_lead_suppressed(ctx->conn, ev->tenant_id, email);
+        if (sup < 0) return lf_err_set(err, sup, "suppression check failed");
+        if (sup) {
+            ev->outcome = strdup("suppressed");
+            return LF_STAGE_STOP;
+        }
+    }
+
+    char found[LF_LEAD_MATCH_MAX][40], lead_id[40];
+    int m = lf_lead_find(ctx->conn, ev->tenant_id, ids, n, found);
+    if (m < 0) return lf_err_set(err, m, "identity lookup failed");
+    int rc = 0;
+    json_t *merged = json_array();
+    if (m == 0) {
+        rc = lf_lead_create(ctx->conn, ev->tenant_id, ctx->now, lead_id);
+    } else {
+        memcpy(lead_id, found[0], sizeof lead_id); /* the oldest survives */
+        for (int i = 1; i < m && rc == 0; i++) {
+            rc = lf_lead_merge(ctx->conn, ev->tenant_id, lead_id, found[i], ev->id, ctx->now);
+            json_array_append_new(merged, json_string(found[i]));
+        }
+    }
+    if (rc == 0) rc = lf_lead_attach(ctx->conn, ev->tenant_id, lead_id, ids, n, ctx->now);
+    if (rc >= 0) rc = lf_lead_fill(ctx->conn, ev->tenant_id, lead_id, lead, 0, ctx->now);
+    if (rc >= 0)
+        rc = lf_lead_link_org(ctx->conn, ev->tenant_id, lead_id,
+                              json_string_value(json_object_get(lead, "company")), email, ctx->now);
+    if (rc >= 0 && m == 0) {
+        json_t *data =
+            json_pack("{s:o, s:s, s:s}", "email", email ? json_string(email) : json_null(),
+                      "source", ev->source, "event_id", ev->id);
+        rc = lf_emit(ctx->conn, ev->tenant_id, "lead.created", lead_id, ev->id, data, ctx->now);
+        json_decref(data);
+    }
+    if (rc < 0) {
+        json_decref(merged);
+        return lf_err_set(err, rc, "resolve: %s",
+                          rc == -LF_ECONFLICT ? "an identity belongs to another lead"
+                                              : lf_strerror(rc));
+    }
+    free(ev->lead_id);
+    ev->lead_id = strdup(lead_id);
+    json_object_set_new(
+        ev->result, "lead",
+        json_pack("{s:s, s:b, s:o}", "id", lead_id, "created", m == 0, "merged", merged));
+    return 0;
+}
+
+const struct lf_stage lf_stage_resolve = {"resolve", 0, run};
