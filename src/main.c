@@ -1,6 +1,7 @@
 /* leadflow: argv, start, stop — nothing else. */
 #include "app.h"
 #include "api/api.h"
+#include "engine/importer.h"
 #include "engine/ingest.h"
 #include "engine/replay.h"
 #include "engine/worker.h"
@@ -36,6 +37,8 @@ static void usage(FILE *out)
           "  replay --tenant T [--status S] [--type T] [--source S] [--since TIME]\n"
           "         [--until TIME] [--limit N]\n"
           "                                 set matching events back to pending\n"
+          "  import FILE.csv [--tenant T]   import leads from CSV (header row; upsert by\n"
+          "                                 identity), with a progress line\n"
           "  config                         list the configuration variables\n"
           "  version                        print the version\n",
           out);
@@ -246,6 +249,88 @@ static int cmd_replay(int argc, char **argv)
     return rc;
 }
 
+#define IMPORT_FILE_MAX (256L * 1024 * 1024)
+
+static void import_progress(int done, int total, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "\rimported %d/%d rows", done, total);
+    if (done == total) fputc('\n', stderr);
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *tenant = arg_value(argc, argv, "--tenant");
+    const char *path = argc > 0 && argv[0][0] != '-' ? argv[0] : NULL;
+    if (path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (tenant == NULL) tenant = "default";
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "leadflow: cannot open %s\n", path);
+        return 1;
+    }
+    struct lf_buf text = {0};
+    text.max = IMPORT_FILE_MAX;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = lf_buf_append(&text, chunk, n);
+    fclose(f);
+    if (rc < 0) {
+        fprintf(stderr, "leadflow: %s is larger than %ld bytes\n", path, IMPORT_FILE_MAX);
+        lf_buf_free(&text);
+        return 1;
+    }
+    struct lf_app app;
+    struct lf_err err = {0};
+    char tenant_id[40];
+    json_t *rows = NULL, *unknown = NULL;
+    struct lf_import_result res = {0};
+    if (open_app(&app, &err) < 0) {
+        lf_buf_free(&text);
+        return die("import", &err);
+    }
+    if (lf_tenant_lookup(app.db, tenant, tenant_id, &err) != LF_DB_ROW) {
+        fprintf(stderr, "leadflow: no tenant '%s'\n", tenant);
+        rc = 1;
+    } else if (lf_import_parse_csv(text.data ? text.data : "", text.len, &rows, &unknown, &err) <
+               0) {
+        rc = die(path, &err);
+    } else {
+        if (json_array_size(unknown) > 0) {
+            char *u = json_dumps(unknown, JSON_COMPACT);
+            fprintf(stderr, "leadflow: ignoring unknown columns %s\n", u);
+            free(u);
+        }
+        char cause[64];
+        snprintf(cause, sizeof cause, "cli:%lld", (long long)lf_now_ms());
+        if (lf_import_rows(app.db, tenant_id, rows, cause, &res, import_progress, NULL, &err) < 0)
+            rc = die("import", &err);
+        printf("%zu rows: %d created, %d updated, %d failed\n", json_array_size(rows), res.created,
+               res.updated, res.failed);
+        size_t i;
+        json_t *e;
+        json_array_foreach(res.errors, i, e)
+        {
+            const char *field = json_string_value(json_object_get(e, "field"));
+            printf("row %lld: %s%s%s\n", (long long)json_integer_value(json_object_get(e, "row")),
+                   field ? field : "", field ? " " : "",
+                   json_string_value(json_object_get(e, "reason")));
+        }
+        if (res.failed) rc = 1;
+    }
+    json_decref(rows);
+    json_decref(unknown);
+    json_decref(res.errors);
+    lf_buf_free(&text);
+    close_app(&app);
+    return rc;
+}
+
 static int cmd_config(void)
 {
     for (const struct lf_config_key *k = lf_config_keys; k->name; k++)
@@ -330,6 +415,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "token")) return cmd_token(argc - 2, argv + 2);
     if (!strcmp(cmd, "tenant")) return cmd_tenant(argc - 2, argv + 2);
     if (!strcmp(cmd, "replay")) return cmd_replay(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "config")) return cmd_config();
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("leadflow %s\n", LF_VERSION);

@@ -11,6 +11,8 @@
 extern const struct lf_route lf_events_routes[];
 extern const struct lf_route lf_sources_routes[];
 extern const struct lf_route lf_system_routes[];
+extern const struct lf_route lf_leads_routes[];
+extern const struct lf_route lf_organizations_routes[];
 
 /* Every route table, NULL-terminated, for lf_router_init. */
 extern const struct lf_route *const lf_api_tables[];

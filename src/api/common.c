@@ -5,10 +5,8 @@
 #include <string.h>
 
 const struct lf_route *const lf_api_tables[] = {
-    lf_system_routes,
-    lf_events_routes,
-    lf_sources_routes,
-    NULL,
+    lf_system_routes, lf_events_routes,        lf_sources_routes,
+    lf_leads_routes,  lf_organizations_routes, NULL,
 };
 
 struct lf_conn *lf_api_conn(struct lf_req *r, enum lf_db_mode mode)

@@ -654,12 +654,12 @@ static void replay_filter(struct lf_req *r)
 }
 
 const struct lf_route lf_events_routes[] = {
-    {"POST", "/api/v1/events", ingest_one, LF_AUTH_INGEST, 0, 1, 0},
-    {"POST", "/api/v1/events/batch", ingest_batch, LF_AUTH_INGEST, 0, 1, 0},
-    {"POST", "/api/v1/events/replay", replay_filter, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 1, 0},
-    {"GET", "/api/v1/events/status/pending", pending_counts, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0},
-    {"GET", "/api/v1/events", list_events, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0},
-    {"GET", "/api/v1/events/{id}", get_event, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0},
-    {"POST", "/api/v1/events/{id}/replay", replay_one, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0},
-    {NULL, NULL, NULL, 0, 0, 0, 0},
+    {"POST", "/api/v1/events", ingest_one, LF_AUTH_INGEST, 0, 1, 0, 0},
+    {"POST", "/api/v1/events/batch", ingest_batch, LF_AUTH_INGEST, 0, 1, 0, 0},
+    {"POST", "/api/v1/events/replay", replay_filter, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 1, 0, 0},
+    {"GET", "/api/v1/events/status/pending", pending_counts, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"GET", "/api/v1/events", list_events, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"GET", "/api/v1/events/{id}", get_event, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"POST", "/api/v1/events/{id}/replay", replay_one, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0, 0},
+    {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };

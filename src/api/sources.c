@@ -248,10 +248,10 @@ static void delete_source(struct lf_req *r)
 }
 
 const struct lf_route lf_sources_routes[] = {
-    {"POST", "/api/v1/sources", create_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 1, 0},
-    {"GET", "/api/v1/sources", list_sources, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0},
-    {"GET", "/api/v1/sources/{id}", get_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0},
-    {"PATCH", "/api/v1/sources/{id}", patch_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 1, 0},
-    {"DELETE", "/api/v1/sources/{id}", delete_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0},
-    {NULL, NULL, NULL, 0, 0, 0, 0},
+    {"POST", "/api/v1/sources", create_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 1, 0, 0},
+    {"GET", "/api/v1/sources", list_sources, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0, 0},
+    {"GET", "/api/v1/sources/{id}", get_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0, 0},
+    {"PATCH", "/api/v1/sources/{id}", patch_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 1, 0, 0},
+    {"DELETE", "/api/v1/sources/{id}", delete_source, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0, 0},
+    {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };

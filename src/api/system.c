@@ -72,8 +72,8 @@ static void openapi(struct lf_req *r)
 }
 
 const struct lf_route lf_system_routes[] = {
-    {"GET", "/health", health, LF_AUTH_NONE, 0, 0, 0},
-    {"GET", "/metrics", metrics, LF_AUTH_NONE, 0, 0, 0},
-    {"GET", "/api/v1/openapi.json", openapi, LF_AUTH_NONE, 0, 0, 0},
-    {NULL, NULL, NULL, 0, 0, 0, 0},
+    {"GET", "/health", health, LF_AUTH_NONE, 0, 0, 0, 0},
+    {"GET", "/metrics", metrics, LF_AUTH_NONE, 0, 0, 0, 0},
+    {"GET", "/api/v1/openapi.json", openapi, LF_AUTH_NONE, 0, 0, 0, 0},
+    {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };

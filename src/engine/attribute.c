@@ -26,7 +26,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
         " ELSE first_touch_campaign END,"
         " first_touch_at = CASE WHEN first_touch_at IS NULL OR first_touch_at > ? THEN ?"
         " ELSE first_touch_at END,"
-        " last_activity_at = CASE WHEN last_activity_at IS NULL OR last_activity_at < ? THEN ?"
+        " last_activity_at = CASE WHEN last_activity_at < ? THEN ?"
         " ELSE last_activity_at END,"
         " updated_at = ? WHERE tenant_id = ? AND id = ?",
         "IsIsIIIsIsIIIIIss", at, source, at, campaign, at, at, at, source, at, campaign, at, at, at,

@@ -298,7 +298,7 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
     char *lsrc = lf_stmt_text(st, 11) ? lf_xstrdup(lf_stmt_text(st, 11)) : NULL;
     char *lcmp = lf_stmt_text(st, 12) ? lf_xstrdup(lf_stmt_text(st, 12)) : NULL;
     int64_t lat = lf_stmt_isnull(st, 13) ? -1 : lf_stmt_int(st, 13);
-    int64_t act = lf_stmt_isnull(st, 14) ? -1 : lf_stmt_int(st, 14);
+    int64_t act = lf_stmt_int(st, 14);
     lf_stmt_done(st);
 
     rc = lf_db_run(
@@ -323,10 +323,10 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
                        " last_touch_at = ? WHERE tenant_id = ? AND id = ?"
                        " AND (last_touch_at IS NULL OR last_touch_at < ?)",
                        "ssIssI", lsrc, lcmp, lat, tenant_id, survivor, lat);
-    if (rc >= 0 && act >= 0)
+    if (rc >= 0 && act > 0)
         rc = lf_db_run(c, NULL,
                        "UPDATE leads SET last_activity_at = ? WHERE tenant_id = ? AND id = ?"
-                       " AND (last_activity_at IS NULL OR last_activity_at < ?)",
+                       " AND last_activity_at < ?",
                        "IssI", act, tenant_id, survivor, act);
     for (int i = 0; i < 8; i++) free(v[i]);
     free(fsrc);
@@ -416,7 +416,8 @@ json_t *lf_lead_row_json(struct lf_stmt *st, json_t *tiers)
     json_object_set_new(last, "at", TIME());
     json_object_set_new(o, "first_touch", first);
     json_object_set_new(o, "last_touch", last);
-    json_object_set_new(o, "last_activity_at", TIME());
+    int64_t activity = lf_stmt_int(st, col++);
+    json_object_set_new(o, "last_activity_at", lf_json_time(activity, activity == 0));
     json_object_set_new(o, "merged_into", TXT());
     json_object_set_new(o, "created_at", TIME());
     json_object_set_new(o, "updated_at", TIME());

@@ -60,10 +60,13 @@ struct lf_route {
     const char *pattern; /* "/api/v1/events/{id}"; a {name} segment matches one segment */
     lf_handler_fn *fn;
     enum lf_auth_mode auth;
-    int roles;     /* LF_ROLE_ bits admitted (LF_AUTH_TOKEN) */
-    int json_body; /* 1: the body must be application/json */
-    int index;     /* set by the router: the route's place, for metrics */
+    int roles;       /* LF_ROLE_ bits admitted (LF_AUTH_TOKEN) */
+    int json_body;   /* 1: the body must be application/json */
+    int index;       /* set by the router: the route's place, for metrics */
+    size_t body_max; /* the body cap in bytes; 0: the default of 1 MiB */
 };
+
+#define LF_BODY_MAX_DEFAULT (1024 * 1024)
 
 #define LF_MAX_PARAMS 4
 
@@ -115,7 +118,10 @@ void lf_req_suspend(struct lf_req *r, lf_handler_fn *fn);
 /* Wakes a suspended request; callable from any thread, once. */
 void lf_req_resume(struct lf_req *r);
 
-/* Parses ?limit= (default 50, 1..500) and ?cursor= for list endpoints. Returns 0 or
+/* Parses ?limit= (default 50, 1..500). Returns 0 or -LF_EINVAL naming "limit" in err. */
+int lf_req_limit(struct lf_req *r, int *limit, struct lf_err *err);
+
+/* Parses ?limit= (default 50, 1..500) and ?cursor= (an id) for list endpoints. Returns 0 or
  * -LF_EINVAL with the field in err. */
 int lf_req_page(struct lf_req *r, int *limit, const char **cursor, struct lf_err *err);
 

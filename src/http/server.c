@@ -31,8 +31,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define BODY_MAX (1024 * 1024)
-
 struct lf_server {
     struct MHD_Daemon *daemon;
     atomic_int active;
@@ -70,21 +68,26 @@ json_t *lf_req_json(struct lf_req *r, struct lf_err *err)
     return doc;
 }
 
-int lf_req_page(struct lf_req *r, int *limit, const char **cursor, struct lf_err *err)
+int lf_req_limit(struct lf_req *r, int *limit, struct lf_err *err)
 {
     const char *l = lf_req_query(r, "limit");
     *limit = 50;
-    if (l) {
-        char *end;
-        long n = strtol(l, &end, 10);
-        if (*l == '\0' || *end != '\0' || n < 1 || n > 500)
-            return lf_err_field(err, "limit", "must be a whole number from 1 to 500");
-        *limit = (int)n;
-    }
+    if (l == NULL) return 0;
+    char *end;
+    long n = strtol(l, &end, 10);
+    if (*l == '\0' || *end != '\0' || n < 1 || n > 500)
+        return lf_err_field(err, "limit", "must be a whole number from 1 to 500");
+    *limit = (int)n;
+    return 0;
+}
+
+int lf_req_page(struct lf_req *r, int *limit, const char **cursor, struct lf_err *err)
+{
+    int rc = lf_req_limit(r, limit, err);
     *cursor = lf_req_query(r, "cursor");
     if (*cursor && !lf_uuid_valid(*cursor))
         return lf_err_field(err, "cursor", "is not a cursor this API gave out");
-    return 0;
+    return rc;
 }
 
 void lf_req_suspend(struct lf_req *r, lf_handler_fn *fn)
@@ -106,7 +109,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->app = app;
     r->conn = conn;
     r->start_us = lf_mono_us();
-    r->body.max = BODY_MAX;
+    r->body.max = LF_BODY_MAX_DEFAULT;
     atomic_fetch_add(&app->server->active, 1);
     (void)uri;
     return r;
@@ -169,9 +172,10 @@ static void first_call(struct lf_req *r, const char *url, const char *method)
         }
         goto out;
     }
+    if (r->route->body_max) r->body.max = r->route->body_max;
     const char *cl = lf_req_header(r, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > BODY_MAX) {
-        lf_err_set(&err, -LF_ETOOLARGE, "the body is over the limit of %d bytes", BODY_MAX);
+    if (cl && strtoull(cl, NULL, 10) > r->body.max) {
+        lf_err_set(&err, -LF_ETOOLARGE, "the body is over the limit of %zu bytes", r->body.max);
         lf_reply_error(r, err.code, &err);
         goto out;
     }
@@ -228,7 +232,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->called) return MHD_YES; /* answered already; nothing more to do */
     struct lf_err err = {0};
     if (r->body_too_large) {
-        lf_err_set(&err, -LF_ETOOLARGE, "the body is over the limit of %d bytes", BODY_MAX);
+        lf_err_set(&err, -LF_ETOOLARGE, "the body is over the limit of %zu bytes", r->body.max);
         lf_reply_error(r, err.code, &err);
     } else if (r->route->auth == LF_AUTH_INGEST && lf_auth_ingest(r, &err) < 0) {
         lf_reply_error(r, err.code, &err);

@@ -6,7 +6,7 @@
 #include "store/db.h"
 #include "core/mem.h"
 
-#define LF_QUERY_MAX_ARGS 24
+#define LF_QUERY_MAX_ARGS 32
 
 struct lf_query {
     struct lf_buf sql;

@@ -13,18 +13,18 @@ static void h(struct lf_req *r)
 }
 
 static const struct lf_route table_a[] = {
-    {"POST", "/api/v1/events", h, LF_AUTH_INGEST, 0, 1, 0},
-    {"POST", "/api/v1/events/batch", h, LF_AUTH_INGEST, 0, 1, 0},
-    {"GET", "/api/v1/events/status/pending", h, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0},
-    {"GET", "/api/v1/events/{id}", h, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0},
-    {"POST", "/api/v1/events/{id}/replay", h, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0},
-    {NULL, NULL, NULL, 0, 0, 0, 0},
+    {"POST", "/api/v1/events", h, LF_AUTH_INGEST, 0, 1, 0, 0},
+    {"POST", "/api/v1/events/batch", h, LF_AUTH_INGEST, 0, 1, 0, 0},
+    {"GET", "/api/v1/events/status/pending", h, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"GET", "/api/v1/events/{id}", h, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"POST", "/api/v1/events/{id}/replay", h, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0, 0},
+    {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };
 static const struct lf_route table_b[] = {
-    {"GET", "/api/v1/pipelines/{pid}/stages/{sid}", h, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0},
-    {"DELETE", "/api/v1/pipelines/{pid}/stages/{sid}", h, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0},
-    {"GET", "/health", h, LF_AUTH_NONE, 0, 0, 0},
-    {NULL, NULL, NULL, 0, 0, 0, 0},
+    {"GET", "/api/v1/pipelines/{pid}/stages/{sid}", h, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"DELETE", "/api/v1/pipelines/{pid}/stages/{sid}", h, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 0, 0, 0},
+    {"GET", "/health", h, LF_AUTH_NONE, 0, 0, 0, 0},
+    {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };
 static const struct lf_route *const tables[] = {table_a, table_b, NULL};
 

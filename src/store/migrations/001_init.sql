@@ -104,7 +104,7 @@ CREATE TABLE leads (
     last_touch_source     TEXT,
     last_touch_campaign   TEXT,
     last_touch_at         BIGINT,
-    last_activity_at      BIGINT,
+    last_activity_at      BIGINT NOT NULL DEFAULT 0,   -- 0: no activity yet
     merged_into           TEXT,
     erased_at             BIGINT,
     created_at            BIGINT NOT NULL,
