@@ -337,7 +337,7 @@ static void create_lead(struct lf_req *r)
     snprintf(cause, sizeof cause, "api:%s", r->request_id);
     const char *email = ids[0].kind == LF_ID_EMAIL ? ids[0].value : NULL;
     int rc = lf_db_begin(c);
-    int m = rc == 0 ? lf_lead_find(c, r->auth.tenant_id, ids, n, found) : rc;
+    int m = rc == 0 ? lf_lead_find(c, r->auth.tenant_id, ids, n, found, NULL) : rc;
     int sup = m == 0 && email ? lf_lead_suppressed(c, r->auth.tenant_id, email) : 0;
     if (m > 0) {
         lf_err_set(&err, -LF_ECONFLICT, "an identity of this lead belongs to lead %s", found[0]);
@@ -436,7 +436,7 @@ static void patch_lead(struct lf_req *r)
         struct lf_identity ident = {LF_ID_EMAIL, ""};
         memcpy(ident.value, email, sizeof ident.value);
         char owner[1][40];
-        int m = lf_lead_find(c, tenant, &ident, 1, owner);
+        int m = lf_lead_find(c, tenant, &ident, 1, owner, NULL);
         if (m > 0 && strcmp(owner[0], id) != 0) {
             rc = lf_err_set(&err, -LF_ECONFLICT, "email %s belongs to lead %s", email, owner[0]);
             err.ext = json_pack("{s:s}", "lead_id", owner[0]);

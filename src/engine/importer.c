@@ -193,7 +193,7 @@ static int import_row(struct lf_conn *c, const char *tenant_id, json_t *row, int
         return 0;
     }
     char found[LF_LEAD_MATCH_MAX][40], id[40];
-    int m = lf_lead_find(c, tenant_id, ids, n, found);
+    int m = lf_lead_find(c, tenant_id, ids, n, found, NULL);
     if (m < 0) return m;
     if (m > 1) {
         snprintf(reason, sizeof reason,

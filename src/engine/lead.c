@@ -16,7 +16,7 @@ static const char *const profile_fields[] = {LF_LEAD_PROFILE_FIELDS};
 #define NPROFILE (sizeof profile_fields / sizeof profile_fields[0])
 
 int lf_lead_find(struct lf_conn *c, const char *tenant_id, const struct lf_identity *ids, int n,
-                 char out[][40])
+                 char out[][40], int *known)
 {
     int found = 0;
     struct lf_stmt *st = lf_db_prepare(
@@ -26,6 +26,7 @@ int lf_lead_find(struct lf_conn *c, const char *tenant_id, const struct lf_ident
     for (int i = 0; i < n; i++) {
         lf_stmt_bind(st, "sss", tenant_id, lf_identity_kind_name(ids[i].kind), ids[i].value);
         int rc = lf_stmt_step(st);
+        if (known) known[i] = rc == LF_DB_ROW;
         if (rc == LF_DB_ROW) {
             const char *id = lf_stmt_text(st, 0);
             int dup = 0;
@@ -44,6 +45,46 @@ int lf_lead_find(struct lf_conn *c, const char *tenant_id, const struct lf_ident
             memcpy(out[j - 1], t, 40);
         }
     return found;
+}
+
+int lf_lead_snapshot(struct lf_conn *c, const char *tenant_id, const char *lead_id,
+                     struct lf_lead_snapshot *out)
+{
+    struct lf_stmt *st = lf_db_prepare(c,
+                                       "SELECT organization_id IS NOT NULL, first_name, last_name,"
+                                       " job_title, phone, country, region FROM leads"
+                                       " WHERE tenant_id = ? AND id = ?",
+                                       NULL);
+    if (st == NULL) return -LF_EINTERNAL;
+    lf_stmt_bind(st, "ss", tenant_id, lead_id);
+    int rc = lf_stmt_step(st);
+    if (rc == LF_DB_ROW) {
+        out->has_org = (int)lf_stmt_int(st, 0);
+        out->has_fields = 0;
+        for (size_t i = 0; i < NPROFILE; i++) {
+            const char *v = lf_stmt_text(st, (int)i + 1);
+            if (v && *v) out->has_fields |= 1u << i;
+        }
+    }
+    lf_stmt_done(st);
+    return rc;
+}
+
+int lf_lead_fill_missing(struct lf_conn *c, const char *tenant_id, const char *lead_id, json_t *obj,
+                         const struct lf_lead_snapshot *snap, int64_t now)
+{
+    json_t *missing = NULL;
+    for (size_t i = 0; i < NPROFILE; i++) {
+        if (snap->has_fields & (1u << i)) continue;
+        json_t *v = json_object_get(obj, profile_fields[i]);
+        if (!json_is_string(v) || json_string_length(v) == 0) continue;
+        if (missing == NULL) missing = json_object();
+        json_object_set(missing, profile_fields[i], v);
+    }
+    if (missing == NULL) return 0;
+    int rc = lf_lead_fill(c, tenant_id, lead_id, missing, 0, now);
+    json_decref(missing);
+    return rc;
 }
 
 int lf_lead_create(struct lf_conn *c, const char *tenant_id, int64_t now, char id[40])

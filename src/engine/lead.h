@@ -13,9 +13,20 @@
 #define LF_LEAD_MATCH_MAX LF_ID_KINDS_
 
 /* The distinct leads holding any of ids, oldest first (ids are UUIDv7, so by id). Returns the
- * count (0..LF_LEAD_MATCH_MAX) or a negative code. */
+ * count (0..LF_LEAD_MATCH_MAX) or a negative code. When known is not NULL, known[i] is set to 1
+ * for each identity some lead holds already, 0 for a new one. */
 int lf_lead_find(struct lf_conn *c, const char *tenant_id, const struct lf_identity *ids, int n,
-                 char out[][40]);
+                 char out[][40], int *known);
+
+/* What a lead has already, so callers can skip writes that would change nothing. */
+struct lf_lead_snapshot {
+    int has_org;         /* organization_id is set */
+    unsigned has_fields; /* bit i: profile field i (LF_LEAD_PROFILE_FIELDS order) is set */
+};
+
+/* Reads the snapshot of a lead. Returns LF_DB_ROW, LF_DB_DONE (no such lead) or negative. */
+int lf_lead_snapshot(struct lf_conn *c, const char *tenant_id, const char *lead_id,
+                     struct lf_lead_snapshot *out);
 
 /* Creates an empty lead with id chosen here (written to id, 40 bytes). occurred_at (or now when
  * negative) becomes its last activity. Returns 0 or a negative code. */
@@ -36,6 +47,11 @@ int lf_lead_attach(struct lf_conn *c, const char *tenant_id, const char *lead_id
  * import). Returns 0 or a negative code. */
 int lf_lead_fill(struct lf_conn *c, const char *tenant_id, const char *lead_id, json_t *obj,
                  int overwrite, int64_t now);
+
+/* As lf_lead_fill without overwrite, but only for fields the snapshot says are empty; runs no
+ * statement when there is nothing to fill. */
+int lf_lead_fill_missing(struct lf_conn *c, const char *tenant_id, const char *lead_id, json_t *obj,
+                         const struct lf_lead_snapshot *snap, int64_t now);
 
 /* Links the lead to an organization when it has none: found by the email's domain (free-mail
  * domains excepted) or the company name (case-insensitive), created when new. Returns 0 or a

@@ -19,6 +19,9 @@ int lf_event_filter_any(const struct lf_event_filter *f)
 void lf_event_filter_sql(struct lf_query *q, const struct lf_event_filter *f)
 {
     if (f->status) lf_query_text(q, " AND status = ?", f->status);
+    /* The same term as the events_status partial index, so the planner can use it. */
+    if (f->status && strcmp(f->status, "processed") != 0)
+        lf_query_sql(q, " AND status IN ('pending', 'processing', 'failed')");
     if (f->event_type) lf_query_text(q, " AND event_type = ?", f->event_type);
     if (f->source) lf_query_text(q, " AND source = ?", f->source);
     if (f->lead_id) lf_query_text(q, " AND lead_id = ?", f->lead_id);

@@ -11,8 +11,27 @@
 #include "engine/emit.h"
 #include "engine/lead.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Whether email is on the tenant's erasure list. Most tenants have none: that is looked up once
+ * per batch, and only a tenant with erasures pays a lookup per event. */
+static int suppressed(struct lf_stage_ctx *ctx, const char *tenant_id, const char *email)
+{
+    if (strcmp(ctx->erasures_tenant, tenant_id) != 0) {
+        int64_t any = 0;
+        int rc =
+            lf_db_int(ctx->conn, NULL, &any,
+                      "SELECT count(*) FROM (SELECT 1 FROM erasures WHERE tenant_id = ? LIMIT 1)"
+                      " t",
+                      "s", tenant_id);
+        if (rc < 0) return rc;
+        snprintf(ctx->erasures_tenant, sizeof ctx->erasures_tenant, "%s", tenant_id);
+        ctx->erasures_any = any > 0;
+    }
+    return ctx->erasures_any ? lf_lead_suppressed(ctx->conn, tenant_id, email) : 0;
+}
 
 static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err)
 {
@@ -25,7 +44,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     }
     const char *email = ids[0].kind == LF_ID_EMAIL ? ids[0].value : NULL;
     if (email) {
-        int sup = lf_lead_suppressed(ctx->conn, ev->tenant_id, email);
+        int sup = suppressed(ctx, ev->tenant_id, email);
         if (sup < 0) return lf_err_set(err, sup, "suppression check failed");
         if (sup) {
             ev->outcome = strdup("suppressed");
@@ -34,10 +53,12 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     }
 
     char found[LF_LEAD_MATCH_MAX][40], lead_id[40];
-    int m = lf_lead_find(ctx->conn, ev->tenant_id, ids, n, found);
+    int known[LF_ID_KINDS_];
+    int m = lf_lead_find(ctx->conn, ev->tenant_id, ids, n, found, known);
     if (m < 0) return lf_err_set(err, m, "identity lookup failed");
     int rc = 0;
     json_t *merged = json_array();
+    struct lf_lead_snapshot snap = {0, 0};
     if (m == 0) {
         rc = lf_lead_create(ctx->conn, ev->tenant_id, ctx->now, lead_id);
     } else {
@@ -46,10 +67,22 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
             rc = lf_lead_merge(ctx->conn, ev->tenant_id, lead_id, found[i], ev->id, ctx->now);
             json_array_append_new(merged, json_string(found[i]));
         }
+        if (rc == 0)
+            rc = lf_lead_snapshot(ctx->conn, ev->tenant_id, lead_id, &snap) == LF_DB_ROW
+                     ? 0
+                     : -LF_EINTERNAL;
     }
-    if (rc == 0) rc = lf_lead_attach(ctx->conn, ev->tenant_id, lead_id, ids, n, ctx->now);
-    if (rc >= 0) rc = lf_lead_fill(ctx->conn, ev->tenant_id, lead_id, lead, 0, ctx->now);
+    /* Only identities no lead holds yet need writing; after a merge every known one is the
+     * survivor's. */
+    struct lf_identity fresh[LF_ID_KINDS_];
+    int nfresh = 0;
+    for (int i = 0; i < n; i++)
+        if (!known[i]) fresh[nfresh++] = ids[i];
+    if (rc == 0 && nfresh)
+        rc = lf_lead_attach(ctx->conn, ev->tenant_id, lead_id, fresh, nfresh, ctx->now);
     if (rc >= 0)
+        rc = lf_lead_fill_missing(ctx->conn, ev->tenant_id, lead_id, lead, &snap, ctx->now);
+    if (rc >= 0 && !snap.has_org)
         rc = lf_lead_link_org(ctx->conn, ev->tenant_id, lead_id,
                               json_string_value(json_object_get(lead, "company")), email, ctx->now);
     if (rc >= 0 && m == 0) {

@@ -39,6 +39,9 @@ struct lf_stage_ctx {
     struct lf_app *app;
     struct lf_conn *conn;
     int64_t now; /* epoch ms, the same for the whole batch */
+    /* Facts that hold for the whole batch, looked up once: */
+    char erasures_tenant[40]; /* the tenant erasures_any is about ("" before the first look) */
+    int erasures_any;         /* that tenant has at least one erasure record */
 };
 
 struct lf_stage {

@@ -186,7 +186,7 @@ int lf_workers_run_batch(struct lf_app *app, int limit)
     struct lf_err err = {0};
     struct lf_conn *c = lf_db_acquire(app->db, LF_DB_WRITE, &err);
     if (c == NULL) return -LF_ESTORE;
-    struct lf_stage_ctx ctx = {app, c, lf_now_ms()};
+    struct lf_stage_ctx ctx = {.app = app, .conn = c, .now = lf_now_ms()};
     const struct lf_stage *stages = lf_stages(&app->cfg);
     struct lf_event *evs = NULL;
     int n = 0, processed = 0, failed = 0;

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,22 @@ static int sq_exec(void *h, const char *sql, struct lf_err *err)
     return exec_raw(((struct sq_conn *)h)->db, sql, err);
 }
 
+/* Process-wide settings, made once before the first connection: connections are never
+ * shared between threads at once (the SQL layer lends them), and the allocator's statistics,
+ * which take a global mutex on every allocation, are not needed. */
+static pthread_once_t configured = PTHREAD_ONCE_INIT;
+
+static void configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
 static int sq_connect(const char *url, const struct lf_db_opts *opts, int writer, void **out,
                       struct lf_err *err)
 {
+    pthread_once(&configured, configure);
     sqlite3 *h = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(url, &h, flags, NULL);

@@ -50,7 +50,10 @@ CREATE TABLE events (
 );
 CREATE INDEX events_due ON events (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX events_tenant ON events (tenant_id, id);
-CREATE INDEX events_status ON events (tenant_id, status, id);
+-- Only events not yet processed are indexed by status: processing an event then removes one
+-- entry instead of moving it, and queries for processed events use events_tenant.
+CREATE INDEX events_status ON events (tenant_id, status, id)
+    WHERE status IN ('pending', 'processing', 'failed');
 CREATE INDEX events_type ON events (tenant_id, event_type, id);
 CREATE INDEX events_lead ON events (tenant_id, lead_id, id);
 CREATE INDEX events_processing ON events (status) WHERE status = 'processing';
