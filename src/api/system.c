@@ -7,6 +7,7 @@
 #include "core/metrics.h"
 #include "core/timeutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,18 +24,22 @@ static void health(struct lf_req *r)
     lf_err_clear(&err);
 }
 
+/* "METHOD pattern" of every route, made once (the table is fixed before serving). */
+static char route_names[256][128];
+static pthread_once_t route_names_once = PTHREAD_ONCE_INIT;
+
+static void make_route_names(void)
+{
+    for (int k = 0; k < lf_router_count() && k < 256; k++) {
+        const struct lf_route *rt = lf_router_get(k);
+        snprintf(route_names[k], sizeof route_names[k], "%s %s", rt->method, rt->pattern);
+    }
+}
+
 static const char *route_name(int i)
 {
-    static char names[256][128];
-    static int made;
-    if (!made) { /* the table is fixed after start; racing writers write the same bytes */
-        for (int k = 0; k < lf_router_count() && k < 256; k++) {
-            const struct lf_route *rt = lf_router_get(k);
-            snprintf(names[k], sizeof names[k], "%s %s", rt->method, rt->pattern);
-        }
-        made = 1;
-    }
-    return i < 256 ? names[i] : "";
+    pthread_once(&route_names_once, make_route_names);
+    return i >= 0 && i < 256 ? route_names[i] : "";
 }
 
 static void metrics(struct lf_req *r)
