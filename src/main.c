@@ -261,7 +261,13 @@ static void import_progress(int done, int total, void *arg)
 static int cmd_import(int argc, char **argv)
 {
     const char *tenant = arg_value(argc, argv, "--tenant");
-    const char *path = argc > 0 && argv[0][0] != '-' ? argv[0] : NULL;
+    const char *path = NULL; /* the one argument that is not an option or its value */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--tenant") == 0)
+            i++;
+        else if (path == NULL)
+            path = argv[i];
+    }
     if (path == NULL) {
         usage(stderr);
         return 2;
@@ -308,8 +314,10 @@ static int cmd_import(int argc, char **argv)
         }
         char cause[64];
         snprintf(cause, sizeof cause, "cli:%lld", (long long)lf_now_ms());
-        if (lf_import_rows(app.db, tenant_id, rows, cause, &res, import_progress, NULL, &err) < 0)
+        if (lf_import_rows(app.db, tenant_id, rows, cause, &res, import_progress, NULL, &err) < 0) {
+            fputc('\n', stderr); /* end the progress line */
             rc = die("import", &err);
+        }
         printf("%zu rows: %d created, %d updated, %d failed\n", json_array_size(rows), res.created,
                res.updated, res.failed);
         size_t i;

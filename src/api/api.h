@@ -27,6 +27,11 @@ int lf_api_time_arg(struct lf_req *r, const char *name, int64_t *out, struct lf_
 /* Wraps a list: {"items": items (stolen), "next_cursor": cursor or null}. */
 json_t *lf_api_page(json_t *items, const char *next_cursor);
 
+/* A LIKE pattern matching q anywhere, case-insensitively: '%' + lower-cased q with '%', '_'
+ * and the backslash escaped + '%'. Use with " LIKE ? ESCAPE" and a backslash, on a lower-cased
+ * column. */
+char *lf_api_like(struct lf_arena *a, const char *q);
+
 /* 1 when s is a slug: 1..63 of [a-z0-9_-], starting with a letter or digit. */
 int lf_api_is_slug(const char *s);
 

@@ -36,6 +36,21 @@ json_t *lf_api_page(json_t *items, const char *next_cursor)
     return json_pack("{s:o, s:o}", "items", items, "next_cursor", lf_json_text(next_cursor));
 }
 
+char *lf_api_like(struct lf_arena *a, const char *q)
+{
+    size_t n = strlen(q);
+    char *p = lf_arena_alloc(a, 2 * n + 3), *o = p;
+    *o++ = '%';
+    for (size_t i = 0; i < n; i++) {
+        char ch = q[i];
+        if (ch == '%' || ch == '_' || ch == '\\') *o++ = '\\';
+        *o++ = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    *o++ = '%';
+    *o = '\0';
+    return p;
+}
+
 int lf_api_is_slug(const char *s)
 {
     size_t n = s ? strlen(s) : 0;

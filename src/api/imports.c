@@ -1,6 +1,7 @@
 /* POST /api/v1/leads/bulk: import leads from CSV (text/csv, a header row) or a JSON array. */
 #include "api/api.h"
 #include "engine/importer.h"
+#include "core/crypto.h"
 #include "core/log.h"
 
 #include <string.h>
@@ -23,7 +24,7 @@ void lf_api_import(struct lf_req *r)
         lf_import_parse_csv(body, r->body.len, &rows, &unknown, &err);
     } else if (type_is(ct, "application/json")) {
         json_error_t je;
-        rows = json_loadb(body, r->body.len, 0, &je);
+        rows = json_loadb(body, r->body.len, JSON_REJECT_DUPLICATES, &je);
         if (rows == NULL)
             lf_err_set(&err, -LF_EINVAL, "malformed JSON at line %d, column %d: %s", je.line,
                        je.column, je.text);
@@ -62,7 +63,9 @@ void lf_api_import(struct lf_req *r)
     }
     struct lf_import_result res = {0};
     char cause[80];
-    snprintf(cause, sizeof cause, "import:%s", r->request_id);
+    char op[40]; /* a cause of the server's own: a client's X-Request-Id may repeat */
+    lf_uuid7(op);
+    snprintf(cause, sizeof cause, "import:%s", op);
     int rc = lf_import_rows(r->app->db, r->auth.tenant_id, rows, cause, &res, NULL, NULL, &err);
     if (rc < 0) {
         lf_reply_error(r, rc, &err);

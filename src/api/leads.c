@@ -45,22 +45,6 @@ static int int_arg(struct lf_req *r, const char *name, long *out, int *present, 
     return 0;
 }
 
-/* '%' + lower-cased q with LIKE wildcards escaped + '%', in the arena. */
-static char *like_pattern(struct lf_arena *a, const char *q)
-{
-    size_t n = strlen(q);
-    char *p = lf_arena_alloc(a, 2 * n + 3), *o = p;
-    *o++ = '%';
-    for (size_t i = 0; i < n; i++) {
-        char ch = q[i];
-        if (ch == '%' || ch == '_' || ch == '\\') *o++ = '\\';
-        *o++ = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
-    *o++ = '%';
-    *o = '\0';
-    return p;
-}
-
 /* The sorts a list accepts: the column, and whether it is descending. */
 struct sort {
     const char *name;
@@ -152,7 +136,7 @@ static void list_leads(struct lf_req *r)
         lf_query_text(&q, " AND assigned_to = ? AND status = 'open')", owner);
     }
     if (text && !err.code) {
-        char *pat = like_pattern(&r->arena, text);
+        char *pat = lf_api_like(&r->arena, text);
         lf_query_text(&q, " AND (lower(email) LIKE ? ESCAPE '\\'", pat);
         lf_query_text(&q,
                       " OR lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, ''))"
@@ -334,7 +318,9 @@ static void create_lead(struct lf_req *r)
     if (c == NULL) goto out;
     int64_t now = lf_now_ms();
     char id[40], found[LF_LEAD_MATCH_MAX][40], cause[80];
-    snprintf(cause, sizeof cause, "api:%s", r->request_id);
+    char op[40]; /* a cause of the server's own: a client's X-Request-Id may repeat */
+    lf_uuid7(op);
+    snprintf(cause, sizeof cause, "api:%s", op);
     const char *email = ids[0].kind == LF_ID_EMAIL ? ids[0].value : NULL;
     int rc = lf_db_begin(c);
     int m = rc == 0 ? lf_lead_find(c, r->auth.tenant_id, ids, n, found, NULL) : rc;
@@ -437,7 +423,18 @@ static void patch_lead(struct lf_req *r)
         memcpy(ident.value, email, sizeof ident.value);
         char owner[1][40];
         int m = lf_lead_find(c, tenant, &ident, 1, owner, NULL);
-        if (m > 0 && strcmp(owner[0], id) != 0) {
+        int sup = m == 0 ? lf_lead_suppressed(c, tenant, email) : 0;
+        if (m < 0 || sup < 0) {
+            rc = m < 0 ? m : sup;
+        } else if (sup) {
+            rc = lf_err_set(&err, -LF_ECONFLICT,
+                            "this email was erased and may not be stored again");
+        } else if (m > 0 && strcmp(owner[0], id) == 0) { /* held already: make it the main one */
+            rc = lf_db_run(
+                c, NULL,
+                "UPDATE leads SET email = ?, updated_at = ? WHERE tenant_id = ? AND id = ?", "sIss",
+                email, now, tenant, id);
+        } else if (m > 0) {
             rc = lf_err_set(&err, -LF_ECONFLICT, "email %s belongs to lead %s", email, owner[0]);
             err.ext = json_pack("{s:s}", "lead_id", owner[0]);
         } else if (m == 0) {
@@ -492,6 +489,9 @@ static void delete_lead(struct lf_req *r)
         rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", r->params[0]);
     else if (found < 0)
         rc = found;
+    else if (strcmp(id, r->params[0]) != 0) /* never delete a survivor through a merged id */
+        rc = lf_err_set(&err, -LF_ECONFLICT, "lead %s was merged into %s; delete that one",
+                        r->params[0], id);
     for (size_t i = 0; rc >= 0 && i < sizeof cleanup / sizeof cleanup[0]; i++)
         rc = lf_db_run(c, &err, cleanup[i], "ss", r->auth.tenant_id, id);
     if (rc >= 0)
@@ -619,7 +619,9 @@ static void merge_leads(struct lf_req *r)
         return;
     }
     char survivor[40], loser[40], cause[80];
-    snprintf(cause, sizeof cause, "api:%s", r->request_id);
+    char op[40]; /* a cause of the server's own: a client's X-Request-Id may repeat */
+    lf_uuid7(op);
+    snprintf(cause, sizeof cause, "api:%s", op);
     const char *tenant = r->auth.tenant_id;
     int64_t now = lf_now_ms();
     int rc = lf_db_begin(c);
@@ -632,6 +634,12 @@ static void merge_leads(struct lf_req *r)
     } else if (strcmp(survivor, loser) == 0) {
         rc = lf_err_field(&err, "other_id", "is the same lead (or was merged into it already)");
     } else {
+        if (strcmp(loser, survivor) < 0) { /* the same rule as the stage: the older survives */
+            char t[40];
+            memcpy(t, survivor, sizeof t);
+            memcpy(survivor, loser, sizeof t);
+            memcpy(loser, t, sizeof t);
+        }
         rc = lf_lead_merge(c, tenant, survivor, loser, cause, now);
     }
     if (rc >= 0)

@@ -98,11 +98,12 @@ static void reply_org(struct lf_req *r, struct lf_conn *c, const char *id, int s
         int64_t count = 0;
         lf_db_int(c, NULL, &count,
                   "SELECT count(*) FROM leads WHERE tenant_id = ? AND organization_id = ?"
-                  " AND merged_into IS NULL",
+                  " AND merged_into IS NULL AND erased_at IS NULL",
                   "ss", r->auth.tenant_id, id);
         struct lf_stmt *st = lf_db_prepare(c,
                                            "SELECT " LF_LEAD_COLS " FROM leads WHERE tenant_id = ?"
                                            " AND organization_id = ? AND merged_into IS NULL"
+                                           " AND erased_at IS NULL"
                                            " ORDER BY total_score DESC, id LIMIT ?",
                                            NULL);
         if (st) {
@@ -136,11 +137,9 @@ static void list_orgs(struct lf_req *r)
                   r->auth.tenant_id);
     if (domain) lf_query_text(&q, " AND domain = lower(?)", domain);
     if (text) {
-        char *pat = lf_arena_printf(&r->arena, "%%%s%%", text);
-        for (char *p = pat; *p; p++)
-            if (*p >= 'A' && *p <= 'Z') *p = (char)(*p + 32);
-        lf_query_text(&q, " AND (lower(name) LIKE ?", pat);
-        lf_query_text(&q, " OR domain LIKE ?)", pat);
+        char *pat = lf_api_like(&r->arena, text);
+        lf_query_text(&q, " AND (lower(name) LIKE ? ESCAPE '\\'", pat);
+        lf_query_text(&q, " OR domain LIKE ? ESCAPE '\\')", pat);
     }
     if (cursor) lf_query_text(&q, " AND id > ?", cursor);
     lf_query_int(&q, " ORDER BY id LIMIT ?", limit + 1);
@@ -200,15 +199,15 @@ static void save_org(struct lf_req *r, int creating)
     }
     char id[40];
     int64_t now = lf_now_ms();
-    int rc;
-    if (creating) {
+    int rc = lf_db_begin(c); /* all fields or none */
+    if (rc == 0 && creating) {
         lf_uuid7(id);
         rc = lf_db_run(c, &err,
                        "INSERT INTO organizations (id, tenant_id, name, created_at, updated_at)"
                        " VALUES (?, ?, ?, ?, ?)",
                        "sssII", id, r->auth.tenant_id,
                        json_string_value(json_object_get(body, "name")), now, now);
-    } else {
+    } else if (rc == 0) {
         snprintf(id, sizeof id, "%s", r->params[0]);
         rc = lf_db_run(c, &err,
                        "UPDATE organizations SET updated_at = ? WHERE tenant_id = ? AND id = ?",
@@ -233,6 +232,10 @@ static void save_org(struct lf_req *r, int creating)
         lf_err_field(&err, "domain", "belongs to another organization");
         rc = -LF_ECONFLICT;
     }
+    if (rc >= 0)
+        rc = lf_db_commit(c);
+    else
+        lf_db_rollback(c);
     if (rc >= 0)
         reply_org(r, c, id, creating ? 201 : 200, 0);
     else

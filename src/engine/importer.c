@@ -81,14 +81,14 @@ static void on_row(int c, void *arg)
     struct csv_state *s = arg;
     (void)c;
     if (s->rows == NULL) {
-        s->rows = json_array();
-    } else if (s->row) {
-        if (json_array_size(s->rows) >= LF_IMPORT_MAX_ROWS)
-            s->too_many = 1;
-        else if (json_object_size(s->row) > 0)
-            json_array_append(s->rows, s->row);
-        json_decref(s->row);
+        s->rows = json_array(); /* the header row ended */
+    } else if (json_array_size(s->rows) >= LF_IMPORT_MAX_ROWS) {
+        s->too_many = 1;
+    } else { /* a blank record keeps its place (as null) so row numbers are record numbers */
+        int blank = s->row == NULL || json_object_size(s->row) == 0;
+        json_array_append_new(s->rows, blank ? json_null() : json_incref(s->row));
     }
+    json_decref(s->row);
     s->row = NULL;
     s->col = 0;
 }
@@ -151,23 +151,23 @@ static void row_error(struct lf_import_result *res, int row, const char *field, 
     res->failed++;
 }
 
-/* One row inside its savepoint. Returns 1 created, 2 updated, 0 failed (recorded), or a
- * negative store error. */
+/* One row inside its savepoint. Returns 1 created, 2 updated, 3 skipped (blank), 0 failed
+ * (recorded), or a negative store error. */
 static int import_row(struct lf_conn *c, const char *tenant_id, json_t *row, int rownum,
                       const char *cause, int64_t now, struct lf_import_result *res)
 {
     char reason[200];
+    if (json_is_null(row)) return 3; /* a blank CSV record: nothing to do */
     if (!json_is_object(row)) {
         row_error(res, rownum, NULL, "is not an object");
         return 0;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(row, key, v)
-    {
-        if (!json_is_null(v) && (!json_is_string(v) || json_string_length(v) > FIELD_MAX)) {
+    for (const char *const *col = lf_import_columns; *col; col++) { /* others are ignored */
+        json_t *v = json_object_get(row, *col);
+        if (v == NULL || json_is_null(v) || json_is_integer(v)) continue;
+        if (!json_is_string(v) || json_string_length(v) > FIELD_MAX) {
             snprintf(reason, sizeof reason, "must be text of at most %d characters", FIELD_MAX);
-            row_error(res, rownum, key, reason);
+            row_error(res, rownum, *col, reason);
             return 0;
         }
     }
@@ -251,7 +251,10 @@ int lf_import_rows(struct lf_db *db, const char *tenant_id, json_t *rows, const 
                 if (rc == 0) rc = lf_db_savepoint_release(c, "row");
             } else if (out > 0) {
                 rc = lf_db_savepoint_release(c, "row");
-                out == 1 ? created++ : updated++;
+                if (out == 1)
+                    created++;
+                else if (out == 2)
+                    updated++;
             } else {
                 rc = out;
             }

@@ -14,9 +14,11 @@
 extern const char *const lf_import_columns[];
 
 /* Parses CSV text into a JSON array of row objects (header names, trimmed and lower-cased, as
- * keys; empty cells left out). Checks the encoding (UTF-8; a BOM is skipped) and the quoting;
- * on a malformed file returns -LF_EINVAL with the line in err and *rows NULL. Sets *unknown
- * (owned by the caller) to the header names that are not import columns. */
+ * keys; empty cells left out). A blank record stays in the array as JSON null, so the n-th
+ * element is the n-th record after the header: that is the row number errors name. Checks the
+ * encoding (UTF-8; a BOM is skipped) and the quoting; on a malformed file returns -LF_EINVAL with
+ * the line in err and *rows NULL. Sets *unknown (owned by the caller) to the header names that are
+ * not import columns. */
 int lf_import_parse_csv(const char *text, size_t len, json_t **rows, json_t **unknown,
                         struct lf_err *err);
 

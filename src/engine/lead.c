@@ -382,7 +382,9 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
             "sIss", survivor, now, tenant_id, loser);
     if (rc >= 0) {
         json_t *data = json_pack("{s:s, s:s}", "survivor_id", survivor, "merged_id", loser);
-        rc = lf_emit(c, tenant_id, "lead.merged", survivor, cause, data, now);
+        char per_loser[160]; /* one event merging several leads emits one lead.merged each */
+        snprintf(per_loser, sizeof per_loser, "%s:%s", cause, loser);
+        rc = lf_emit(c, tenant_id, "lead.merged", survivor, per_loser, data, now);
         json_decref(data);
     }
     return rc < 0 ? rc : 0;

@@ -28,8 +28,8 @@ struct lf_lead_snapshot {
 int lf_lead_snapshot(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                      struct lf_lead_snapshot *out);
 
-/* Creates an empty lead with id chosen here (written to id, 40 bytes). occurred_at (or now when
- * negative) becomes its last activity. Returns 0 or a negative code. */
+/* Creates an empty lead with an id chosen here (written to id, 40 bytes). Returns 0 or a
+ * negative code. */
 int lf_lead_create(struct lf_conn *c, const char *tenant_id, int64_t now, char id[40]);
 
 /* Attaches the identities the lead does not hold yet. Returns the number attached, or
