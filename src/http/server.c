@@ -313,13 +313,16 @@ int lf_server_start(struct lf_app *app, struct lf_err *err)
     app->server = lf_xcalloc(1, sizeof(*app->server));
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      MHD_USE_TURBO;
+    /* The logger comes first so it hears about the other options. No address-reuse option:
+     * SO_REUSEPORT would let a second server bind the same port and silently share its
+     * connections (with another database); the default refuses a port in use. */
     app->server->daemon = MHD_start_daemon(
-        flags, ntohs(sa.sin_port), NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)app->cfg.http_threads,
+        flags, ntohs(sa.sin_port), NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)app->cfg.http_threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg.http_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, app, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, app,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_END);
     if (app->server->daemon == NULL) {
         free(app->server);
         app->server = NULL;

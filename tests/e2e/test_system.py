@@ -60,3 +60,15 @@ def test_access_log_line_per_request(server):
             break
         time.sleep(0.02)
     assert lines and '"msg":"request"' in lines[-1] and '"status":200' in lines[-1]
+
+
+def test_second_server_on_a_port_in_use_refuses_to_start(server, tmp_path):
+    """SO_REUSEPORT once let two servers share a port (and split traffic between databases)."""
+    from conftest import Server
+    other = Server(tmp_path, LEADFLOW_LISTEN=f"127.0.0.1:{server.port}")
+    out = other.cli("serve", check=False)
+    assert out.returncode != 0 and "cannot listen" in out.stderr
+
+
+def test_no_warning_at_start(server):
+    assert "is not the first option" not in server.read_log()
