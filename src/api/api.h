@@ -27,6 +27,19 @@ int lf_api_time_arg(struct lf_req *r, const char *name, int64_t *out, struct lf_
 /* Wraps a list: {"items": items (stolen), "next_cursor": cursor or null}. */
 json_t *lf_api_page(json_t *items, const char *next_cursor);
 
+#define LF_CURSOR_MAX 80
+
+/* Makes one list item from the current row of st and writes the cursor that resumes after it
+ * into cursor (LF_CURSOR_MAX bytes). */
+typedef json_t *lf_row_fn(struct lf_stmt *st, void *arg, char *cursor);
+
+/* Steps st, a query ending in LIMIT limit + 1, and answers the page: an item per row (at most
+ * limit) and next_cursor from the limit-th item when there is one more row; or the store's
+ * error. extra (stolen, may be NULL) is merged into the page. Finishes st (NULL st: answers
+ * 500); the caller still releases the connection. */
+void lf_api_reply_rows(struct lf_req *r, struct lf_stmt *st, int limit, lf_row_fn *row, void *arg,
+                       json_t *extra);
+
 /* A LIKE pattern matching q anywhere, case-insensitively: '%' + lower-cased q with '%', '_'
  * and the backslash escaped + '%'. Use with " LIKE ? ESCAPE" and a backslash, on a lower-cased
  * column. */

@@ -51,6 +51,32 @@ char *lf_api_like(struct lf_arena *a, const char *q)
     return p;
 }
 
+void lf_api_reply_rows(struct lf_req *r, struct lf_stmt *st, int limit, lf_row_fn *row, void *arg,
+                       json_t *extra)
+{
+    json_t *items = json_array();
+    char cursor[LF_CURSOR_MAX] = "", next[LF_CURSOR_MAX] = "";
+    int rc = st ? 0 : -LF_EINTERNAL;
+    while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
+        if ((int)json_array_size(items) == limit) { /* one more row: there is a next page */
+            memcpy(next, cursor, sizeof next);
+            break;
+        }
+        json_array_append_new(items, row(st, arg, cursor));
+    }
+    lf_stmt_done(st);
+    if (rc < 0) {
+        json_decref(items);
+        json_decref(extra);
+        lf_reply_error(r, rc, NULL);
+        return;
+    }
+    json_t *page = lf_api_page(items, next[0] ? next : NULL);
+    if (extra) json_object_update(page, extra);
+    json_decref(extra);
+    lf_reply_json(r, 200, page);
+}
+
 int lf_api_is_slug(const char *s)
 {
     size_t n = s ? strlen(s) : 0;

@@ -505,6 +505,13 @@ static void parse_filter(struct lf_req *r, json_t *body, struct lf_event_filter 
     }
 }
 
+static json_t *event_row(struct lf_stmt *st, void *arg, char *cursor)
+{
+    (void)arg;
+    snprintf(cursor, LF_CURSOR_MAX, "%s", lf_stmt_text(st, 0));
+    return event_json(st);
+}
+
 static void list_events(struct lf_req *r)
 {
     struct lf_err err = {0};
@@ -524,27 +531,8 @@ static void list_events(struct lf_req *r)
     lf_query_int(&q, " ORDER BY id DESC LIMIT ?", limit + 1);
     struct lf_conn *c = lf_api_conn(r, LF_DB_READ);
     if (c == NULL) goto out;
-    struct lf_stmt *st = lf_query_prepare(&q, c, &err);
-    json_t *items = json_array();
-    char next[40] = "";
-    int rc = st ? 0 : -LF_EINTERNAL;
-    while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
-        if ((int)json_array_size(items) == limit) {
-            const char *last =
-                json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
-            snprintf(next, sizeof next, "%s", last);
-            break;
-        }
-        json_array_append_new(items, event_json(st));
-    }
-    lf_stmt_done(st);
+    lf_api_reply_rows(r, lf_query_prepare(&q, c, &err), limit, event_row, NULL, NULL);
     lf_db_release(c);
-    if (rc < 0) {
-        json_decref(items);
-        lf_reply_error(r, rc, &err);
-    } else {
-        lf_reply_json(r, 200, lf_api_page(items, next[0] ? next : NULL));
-    }
 out:
     lf_query_free(&q);
     lf_err_clear(&err);

@@ -61,6 +61,27 @@ static const struct sort sorts[] = {
     {NULL, NULL, 0},
 };
 
+/* How list_leads makes an item and its cursor: "<id>" in creation order, "<value>.<id>" for
+ * the other sorts (value: the sort column of the row). */
+struct lead_rows {
+    const struct sort *sort;
+    json_t *tiers;
+};
+
+static json_t *lead_row(struct lf_stmt *st, void *arg, char *cursor)
+{
+    const struct lead_rows *lr = arg;
+    json_t *lead = lf_lead_row_json(st, lr->tiers);
+    const char *id = lf_stmt_text(st, 0);
+    if (lr->sort->column == NULL) {
+        snprintf(cursor, LF_CURSOR_MAX, "%s", id);
+    } else { /* columns 17 and 27 of LF_LEAD_COLS: total_score, last_activity_at */
+        int col = strcmp(lr->sort->column, "total_score") == 0 ? 17 : 27;
+        snprintf(cursor, LF_CURSOR_MAX, "%lld.%s", (long long)lf_stmt_int(st, col), id);
+    }
+    return lead;
+}
+
 static void list_leads(struct lf_req *r)
 {
     struct lf_err err = {0};
@@ -184,36 +205,10 @@ static void list_leads(struct lf_req *r)
     }
     lf_query_int(&q, " LIMIT ?", limit + 1);
 
-    struct lf_stmt *st = lf_query_prepare(&q, c, &err);
-    json_t *items = json_array();
-    char next[80] = "";
-    int rc = st ? 0 : -LF_EINTERNAL;
-    long long last_val = 0;
-    while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
-        if ((int)json_array_size(items) == limit) {
-            json_t *lastl = json_array_get(items, (size_t)limit - 1);
-            const char *id = json_string_value(json_object_get(lastl, "id"));
-            if (sort->column == NULL)
-                snprintf(next, sizeof next, "%s", id);
-            else
-                snprintf(next, sizeof next, "%lld.%s", last_val, id);
-            break;
-        }
-        json_t *lead = lf_lead_row_json(st, tiers);
-        if (sort->column)
-            last_val = strcmp(sort->column, "total_score") == 0 ? lf_stmt_int(st, 17)
-                                                                : lf_stmt_int(st, 27);
-        json_array_append_new(items, lead);
-    }
-    lf_stmt_done(st);
+    struct lead_rows rows = {sort, tiers};
+    lf_api_reply_rows(r, lf_query_prepare(&q, c, &err), limit, lead_row, &rows, NULL);
     json_decref(tiers);
     lf_db_release(c);
-    if (rc < 0) {
-        json_decref(items);
-        lf_reply_error(r, rc, &err);
-    } else {
-        lf_reply_json(r, 200, lf_api_page(items, next[0] ? next : NULL));
-    }
 out:
     lf_query_free(&q);
     lf_err_clear(&err);
@@ -508,6 +503,29 @@ static void delete_lead(struct lf_req *r)
     lf_err_clear(&err);
 }
 
+/* A timeline row (kind, id, at, a, b, c, d) as an item; the cursor is "<at>.<id>". */
+static json_t *timeline_row(struct lf_stmt *st, void *arg, char *cursor)
+{
+    (void)arg;
+    const char *kind = lf_stmt_text(st, 0);
+    int64_t at = lf_stmt_int(st, 2);
+    snprintf(cursor, LF_CURSOR_MAX, "%lld.%s", (long long)at, lf_stmt_text(st, 1));
+    json_t *item = json_pack("{s:s, s:s, s:o}", "kind", kind, "id", lf_stmt_text(st, 1), "at",
+                             lf_json_time(at, 0));
+    if (strcmp(kind, "score") == 0) {
+        json_object_set_new(item, "category", lf_json_text(lf_stmt_text(st, 3)));
+        json_object_set_new(item, "rule", lf_json_text(lf_stmt_text(st, 4)));
+        json_object_set_new(item, "points", json_integer(atoll(lf_stmt_text(st, 5))));
+        json_object_set_new(item, "event_id", lf_json_text(lf_stmt_text(st, 6)));
+    } else {
+        json_object_set_new(item, "event_type", lf_json_text(lf_stmt_text(st, 3)));
+        json_object_set_new(item, "source", lf_json_text(lf_stmt_text(st, 4)));
+        json_object_set_new(item, "status", lf_json_text(lf_stmt_text(st, 5)));
+        json_object_set_new(item, "metadata", lf_json_parse(lf_stmt_text(st, 6)));
+    }
+    return item;
+}
+
 static void timeline(struct lf_req *r)
 {
     struct lf_err err = {0};
@@ -558,46 +576,10 @@ static void timeline(struct lf_req *r)
         lf_query_text(&q, " AND id < ?))", cur_id);
     }
     lf_query_int(&q, " ORDER BY at DESC, id DESC LIMIT ?", limit + 1);
-    struct lf_stmt *st = lf_query_prepare(&q, c, &err);
-    json_t *items = json_array();
-    char next[80] = "";
-    int rc = st ? 0 : -LF_EINTERNAL;
-    int64_t last_at = 0;
-    while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
-        if ((int)json_array_size(items) == limit) {
-            const char *lid =
-                json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
-            snprintf(next, sizeof next, "%lld.%s", (long long)last_at, lid);
-            break;
-        }
-        const char *kind = lf_stmt_text(st, 0);
-        last_at = lf_stmt_int(st, 2);
-        json_t *item = json_pack("{s:s, s:s, s:o}", "kind", kind, "id", lf_stmt_text(st, 1), "at",
-                                 lf_json_time(last_at, 0));
-        if (strcmp(kind, "score") == 0) {
-            json_object_set_new(item, "category", lf_json_text(lf_stmt_text(st, 3)));
-            json_object_set_new(item, "rule", lf_json_text(lf_stmt_text(st, 4)));
-            json_object_set_new(item, "points", json_integer(atoll(lf_stmt_text(st, 5))));
-            json_object_set_new(item, "event_id", lf_json_text(lf_stmt_text(st, 6)));
-        } else {
-            json_object_set_new(item, "event_type", lf_json_text(lf_stmt_text(st, 3)));
-            json_object_set_new(item, "source", lf_json_text(lf_stmt_text(st, 4)));
-            json_object_set_new(item, "status", lf_json_text(lf_stmt_text(st, 5)));
-            json_object_set_new(item, "metadata", lf_json_parse(lf_stmt_text(st, 6)));
-        }
-        json_array_append_new(items, item);
-    }
-    lf_stmt_done(st);
+    lf_api_reply_rows(r, lf_query_prepare(&q, c, &err), limit, timeline_row, NULL,
+                      json_pack("{s:s}", "lead_id", id));
     lf_db_release(c);
     lf_query_free(&q);
-    if (rc < 0) {
-        json_decref(items);
-        lf_reply_error(r, rc, &err);
-    } else {
-        json_t *page = lf_api_page(items, next[0] ? next : NULL);
-        json_object_set_new(page, "lead_id", json_string(id));
-        lf_reply_json(r, 200, page);
-    }
     lf_err_clear(&err);
 }
 
