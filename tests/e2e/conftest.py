@@ -182,6 +182,17 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"event {event_id} not {status}: {r.text}")
 
+    def add_erasure(self, email):
+        """Puts an email on the default tenant's erasure list, as the GDPR erase will."""
+        import hashlib
+        import sqlite3
+        db = sqlite3.connect(self.db, timeout=10)
+        tid = db.execute("SELECT id FROM tenants WHERE slug = 'default'").fetchone()[0]
+        db.execute("INSERT INTO erasures (id, tenant_id, email_hash, erased_at) VALUES (?, ?, ?, 0)",
+                   (str(uuid.uuid4()), tid, hashlib.sha256(email.encode()).hexdigest()))
+        db.commit()
+        db.close()
+
     def wait_idle(self, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -1,6 +1,5 @@
 """Leads: identity resolution and merge, attribution, organizations, the leads API."""
 import concurrent.futures as cf
-import hashlib
 import sqlite3
 import time
 import uuid
@@ -172,14 +171,7 @@ def test_no_identity_and_bad_identity(server):
 
 def test_suppressed_email_is_dropped(server):
     email = f"{uniq('gone')}@erased.example"
-    tenant = server.get("/api/v1/events?limit=1")  # just to make sure the server is up
-    assert tenant.status_code == 200
-    db = sqlite3.connect(server.db, timeout=10)
-    tid = db.execute("SELECT id FROM tenants WHERE slug = 'default'").fetchone()[0]
-    db.execute("INSERT INTO erasures (id, tenant_id, email_hash, erased_at) VALUES (?, ?, ?, 0)",
-               (str(uuid.uuid4()), tid, hashlib.sha256(email.encode()).hexdigest()))
-    db.commit()
-    db.close()
+    server.add_erasure(email)
     ev = send(server, email=email.upper(), first_name="Ghost")
     assert ev["result"]["outcome"] == "suppressed" and ev["lead_id"] is None
     assert server.get(f"/api/v1/leads?q={email}").json()["items"] == []

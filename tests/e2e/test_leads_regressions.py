@@ -1,6 +1,4 @@
 """Regression tests for bugs found in review of the leads work; each is named after what broke."""
-import hashlib
-import sqlite3
 import uuid
 
 import requests
@@ -10,15 +8,6 @@ from conftest import problem
 
 def uniq(p="x"):
     return f"{p}-{uuid.uuid4().hex[:10]}"
-
-
-def erase(server, email):
-    db = sqlite3.connect(server.db, timeout=10)
-    tid = db.execute("SELECT id FROM tenants WHERE slug = 'default'").fetchone()[0]
-    db.execute("INSERT INTO erasures (id, tenant_id, email_hash, erased_at) VALUES (?, ?, ?, 0)",
-               (str(uuid.uuid4()), tid, hashlib.sha256(email.encode()).hexdigest()))
-    db.commit()
-    db.close()
 
 
 def test_org_create_with_taken_domain_stores_nothing(server):
@@ -31,7 +20,7 @@ def test_org_create_with_taken_domain_stores_nothing(server):
 
 def test_patch_email_to_an_erased_email_is_refused(server):
     gone = f"{uniq('erased')}@gone.example"
-    erase(server, gone)
+    server.add_erasure(gone)
     lead = server.post("/api/v1/leads", {"email": f"{uniq('p')}@keep.example"}).json()
     problem(server.patch(f"/api/v1/leads/{lead['id']}", {"email": gone}), 409)
     assert server.get(f"/api/v1/leads/{lead['id']}").json()["email"] != gone
