@@ -318,11 +318,11 @@ int lf_server_start(struct lf_app *app, struct lf_err *err)
      * connections (with another database); the default refuses a port in use. */
     app->server->daemon = MHD_start_daemon(
         flags, ntohs(sa.sin_port), NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)app->cfg.http_threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg.http_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, app,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_END);
+        on_mhd_log, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)app->cfg.http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)app->cfg.http_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 10000u,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, app, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        MHD_OPTION_END);
     if (app->server->daemon == NULL) {
         free(app->server);
         app->server = NULL;
