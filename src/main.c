@@ -399,10 +399,15 @@ static int cmd_serve(void)
     int sig = 0;
     sigwait(&set, &sig);
     lf_log_info("draining", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    lf_server_quiesce(&app);                              /* no new connections */
-    wait_while(&app, lf_server_active, DRAIN_TIMEOUT_MS); /* answers in flight, commits */
+    /* The order matters: libmicrohttpd must never be stopped with a connection suspended, so
+     * the ingest writer is flushed (resuming every waiting request) before the HTTP side stops,
+     * and from the drain's start every answer closes its keep-alive connection. */
+    lf_server_drain_begin(&app);
+    lf_server_quiesce(&app); /* no new connections */
+    lf_ingest_stop(&app);    /* commit what is queued; later ingests are answered 503 */
+    wait_while(&app, lf_server_active, DRAIN_TIMEOUT_MS); /* answers in flight */
     lf_server_stop(&app);
-    lf_ingest_stop(&app);  /* flushes whatever is still queued */
+    lf_ingest_free(&app);
     lf_workers_stop(&app); /* each worker finishes the batch in hand */
     lf_auth_free(&app);
     lf_log_info("stopped", NULL);

@@ -1,5 +1,6 @@
 /* The events resource: ingestion (one and batch), inspection, lists, counts and replay. */
 #include "api/api.h"
+#include "engine/emit.h"
 #include "engine/ingest.h"
 #include "engine/replay.h"
 #include "engine/worker.h"
@@ -138,8 +139,9 @@ static int parse_event(struct lf_req *r, json_t *obj, const char *prefix, int64_
                          "is more than a day in the future");
     }
     if (opt_string(obj, "idempotency_key", NULL, prefix, KEY_MAX, &key, err) == 0 && key &&
-        *key == '\0')
-        lf_err_field(err, fname(f, sizeof f, prefix, "idempotency_key"), "must not be empty");
+        (*key == '\0' || strncmp(key, LF_DOMAIN_KEY_PREFIX, strlen(LF_DOMAIN_KEY_PREFIX)) == 0))
+        lf_err_field(err, fname(f, sizeof f, prefix, "idempotency_key"),
+                     "must not be empty or start with '" LF_DOMAIN_KEY_PREFIX "'");
     char *lead = NULL, *metadata = NULL;
     if (opt_object(obj, "lead", NULL, prefix, LEAD_MAX, &lead, err) == 0 && lead)
         check_lead(json_object_get(obj, "lead"), prefix, err);
@@ -309,8 +311,11 @@ static const char *header_key(struct lf_req *r, struct lf_err *err)
 {
     const char *k =
         r->auth.webhook_id[0] ? r->auth.webhook_id : lf_req_header(r, "X-Idempotency-Key");
-    if (k && (strlen(k) == 0 || strlen(k) > KEY_MAX)) {
-        lf_err_field(err, "x-idempotency-key", "must be 1 to %d characters", KEY_MAX);
+    if (k && (strlen(k) == 0 || strlen(k) > KEY_MAX ||
+              strncmp(k, LF_DOMAIN_KEY_PREFIX, strlen(LF_DOMAIN_KEY_PREFIX)) == 0)) {
+        lf_err_field(err, "x-idempotency-key",
+                     "must be 1 to %d characters, not starting with '" LF_DOMAIN_KEY_PREFIX "'",
+                     KEY_MAX);
         return NULL;
     }
     return k;

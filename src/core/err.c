@@ -18,6 +18,27 @@ const char *lf_strerror(int code)
     return messages[code];
 }
 
+void lf_utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        size_t k = 1;
+        while (n > 1 && k < n && (p[k] & 0xc0) == 0x80) k++;
+        if (n == 0 || k < n || (n == 2 && c < 0xc2)) { /* a bad or cut-off sequence */
+            if (p[1] == '\0' && n > 1) {               /* cut off at the end: drop it */
+                *p = '\0';
+                break;
+            }
+            *p++ = '?';
+            continue;
+        }
+        if (c < 0x20 && c != '\t') *p = ' '; /* control characters read badly in a log */
+        p += n;
+    }
+}
+
 int lf_err_set(struct lf_err *err, int code, const char *fmt, ...)
 {
     if (err == NULL) return code;
@@ -26,24 +47,27 @@ int lf_err_set(struct lf_err *err, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    lf_utf8_sanitize(err->msg); /* input quoted in a message may be any bytes */
     return code;
 }
 
 int lf_err_field(struct lf_err *err, const char *field, const char *fmt, ...)
 {
     if (err == NULL) return -LF_EINVAL;
-    char text[256];
+    char text[256], name[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    snprintf(name, sizeof name, "%s", field);
+    lf_utf8_sanitize(text);
+    lf_utf8_sanitize(name);
     if (err->fields == NULL) err->fields = json_array();
-    json_array_append_new(err->fields, json_pack("{s:s, s:s}", "field", field, "message", text));
+    json_array_append_new(err->fields, json_pack("{s:s, s:s}", "field", name, "message", text));
     err->code = -LF_EINVAL;
     if (err->msg[0] == '\0') {
-        size_t n = strlen(field);
-        if (n > sizeof(err->msg) / 2) n = sizeof(err->msg) / 2;
-        snprintf(err->msg, sizeof(err->msg), "%.*s: %.*s", (int)n, field, 120, text);
+        snprintf(err->msg, sizeof(err->msg), "%s: %.120s", name, text);
+        lf_utf8_sanitize(err->msg);
     }
     return -LF_EINVAL;
 }

@@ -55,6 +55,10 @@ int lf_err_set(struct lf_err *err, int code, const char *fmt, ...)
 int lf_err_field(struct lf_err *err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Makes s valid UTF-8 in place: invalid bytes become '?', a sequence cut off at the end is
+ * dropped, control characters become spaces. Messages quote input, and JSON needs UTF-8. */
+void lf_utf8_sanitize(char *s);
+
 /* Frees what err owns and makes it empty again. */
 void lf_err_clear(struct lf_err *err);
 

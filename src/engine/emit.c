@@ -12,7 +12,8 @@ int lf_emit(struct lf_conn *c, const char *tenant_id, const char *type, const ch
 {
     char id[40], key[200];
     lf_uuid7(id);
-    snprintf(key, sizeof key, "%s:%s:%s", type, cause, lead_id ? lead_id : "-");
+    snprintf(key, sizeof key, LF_DOMAIN_KEY_PREFIX "%s:%s:%s", type, cause,
+             lead_id ? lead_id : "-");
     char *metadata = data ? json_dumps(data, JSON_COMPACT) : NULL;
     int rc =
         lf_db_run(c, NULL,

@@ -8,6 +8,10 @@
 #include <jansson.h>
 #include <stdint.h>
 
+/* Domain events' idempotency keys start with this; clients may not use it (their keys share
+ * the tenant's key space). */
+#define LF_DOMAIN_KEY_PREFIX "leadflow:"
+
 /* Writes event `type` about lead_id (may be NULL) with data (borrowed; may be NULL) as its
  * metadata. cause names what led to it (an event id, or "api:<request id>"); the idempotency
  * key is "<type>:<cause>:<lead_id>", so replaying the cause never emits twice. Returns 1 when

@@ -28,6 +28,7 @@
 struct lf_ingest {
     struct lf_app *app;
     pthread_t thread;
+    int joined; /* the thread has been joined (lf_ingest_stop ran) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct lf_ingest_job *head, *tail;
@@ -229,12 +230,20 @@ int lf_ingest_start(struct lf_app *app, struct lf_err *err)
 void lf_ingest_stop(struct lf_app *app)
 {
     struct lf_ingest *ing = app->ingest;
-    if (ing == NULL) return;
+    if (ing == NULL || ing->joined) return;
     pthread_mutex_lock(&ing->lock);
     ing->stopping = 1;
     pthread_cond_signal(&ing->cond);
     pthread_mutex_unlock(&ing->lock);
     pthread_join(ing->thread, NULL);
+    ing->joined = 1;
+}
+
+void lf_ingest_free(struct lf_app *app)
+{
+    struct lf_ingest *ing = app->ingest;
+    if (ing == NULL) return;
+    lf_ingest_stop(app);
     pthread_mutex_destroy(&ing->lock);
     pthread_cond_destroy(&ing->cond);
     free(ing);

@@ -47,7 +47,10 @@ int lf_ingest_start(struct lf_app *app, struct lf_err *err);
 int lf_ingest_submit(struct lf_ingest *ing, struct lf_ingest_job *job, struct lf_err *err);
 /* Events queued and not yet committed. */
 int lf_ingest_depth(struct lf_ingest *ing);
-/* Refuses new submissions, commits everything queued, and joins the thread. */
+/* Refuses new submissions (-LF_EBUSY), commits everything queued (every done() is called),
+ * and joins the thread. app->ingest stays valid for the HTTP threads until lf_ingest_free. */
 void lf_ingest_stop(struct lf_app *app);
+/* Frees the stopped writer; no HTTP thread may use it any more. */
+void lf_ingest_free(struct lf_app *app);
 
 #endif

@@ -201,7 +201,7 @@ int lf_auth_token(struct lf_req *r, int roles, struct lf_err *err)
     char tenant_id[40];
     if (errno == ENOENT || exp <= 0) {
         rc = lf_err_set(err, -LF_EAUTH, "the token has no expiry (exp)");
-    } else if (exp * 1000 <= lf_now_ms()) {
+    } else if (exp <= lf_now_ms() / 1000) { /* in seconds: exp * 1000 could overflow */
         rc = lf_err_set(err, -LF_EAUTH, "the token has expired");
     } else if (tenant == NULL || role == 0) {
         rc = lf_err_set(err, -LF_EAUTH, "the token lacks a known tenant or role");

@@ -1,5 +1,6 @@
 /* The one place errors become problem documents (RFC 9457), and the other ways to answer. */
 #include "http/http.h"
+#include "http/server.h"
 
 #include <microhttpd.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ static void set_response(struct lf_req *r, int status, const char *ctype, char *
         len, data, data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    if (lf_server_draining(r->app)) MHD_add_response_header(resp, "Connection", "close");
     r->status = status;
     r->response = resp;
 }
@@ -86,11 +88,17 @@ void lf_reply_error(struct lf_req *r, int code, struct lf_err *err)
     snprintf(type, sizeof type, "https://leadflow.dev/problems/%s", m->slug);
     json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", m->title, "status",
                             m->status, "detail", detail, "request_id", r->request_id);
-    if (err && err->fields) json_object_set(doc, "errors", err->fields);
-    if (err && err->ext) json_object_update(doc, err->ext);
-    char *text = json_dumps(doc, JSON_COMPACT);
+    if (doc && err && err->fields) json_object_set(doc, "errors", err->fields);
+    if (doc && err && err->ext) json_object_update(doc, err->ext);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    set_response(r, m->status, "application/problem+json", text, strlen(text));
+    if (text == NULL) { /* never fail to answer: a fixed document without the detail */
+        char fixed[256];
+        snprintf(fixed, sizeof fixed, "{\"type\":\"%s\",\"title\":\"%s\",\"status\":%d}", type,
+                 m->title, m->status);
+        text = strdup(fixed);
+    }
+    set_response(r, m->status, "application/problem+json", text, text ? strlen(text) : 0);
     if (err && err->retry_after_s > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", err->retry_after_s);

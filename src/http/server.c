@@ -33,6 +33,7 @@
 
 struct lf_server {
     struct MHD_Daemon *daemon;
+    atomic_int draining; /* set on SIGTERM: answers close their connections */
     atomic_int active;
     int port;
 };
@@ -149,7 +150,9 @@ static void first_call(struct lf_req *r, const char *url, const char *method)
 {
     struct lf_err err = {0};
     r->method = lf_arena_strdup(&r->arena, method);
-    r->path = lf_arena_strdup(&r->arena, url);
+    char *path = lf_arena_strdup(&r->arena, url);
+    lf_utf8_sanitize(path); /* it is logged; routing uses url itself */
+    r->path = path;
     set_request_id(r);
     int status = 404;
     r->route = lf_router_match(method, url, &r->arena, r->params, &status);
@@ -187,8 +190,15 @@ static void first_call(struct lf_req *r, const char *url, const char *method)
         lf_reply_error(r, err.code, &err);
         goto out;
     }
-    if (r->route->auth == LF_AUTH_TOKEN) {
-        int rc = lf_auth_token(r, r->route->roles, &err);
+    /* A bearer token is checked before any body is read; an ingest request without a source
+     * signature is a token request too (its signature, if any, needs the body). */
+    int token_ingest = r->route->auth == LF_AUTH_INGEST && lf_req_header(r, "Authorization") &&
+                       !lf_req_header(r, "X-Source") && !lf_req_query(r, "source") &&
+                       !lf_req_header(r, "webhook-id") && !lf_req_header(r, "webhook-signature") &&
+                       !lf_req_header(r, "X-Webhook-Signature");
+    if (r->route->auth == LF_AUTH_TOKEN || token_ingest) {
+        int rc =
+            lf_auth_token(r, token_ingest ? LF_ROLE_INGEST | LF_ROLE_ADMIN : r->route->roles, &err);
         if (rc < 0) lf_reply_error(r, rc, &err);
     }
 out:
@@ -234,7 +244,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->body_too_large) {
         lf_err_set(&err, -LF_ETOOLARGE, "the body is over the limit of %zu bytes", r->body.max);
         lf_reply_error(r, err.code, &err);
-    } else if (r->route->auth == LF_AUTH_INGEST && lf_auth_ingest(r, &err) < 0) {
+    } else if (r->route->auth == LF_AUTH_INGEST && !r->authenticated &&
+               lf_auth_ingest(r, &err) < 0) {
         lf_reply_error(r, err.code, &err);
     } else {
         r->called = 1;
@@ -333,6 +344,16 @@ int lf_server_start(struct lf_app *app, struct lf_err *err)
         MHD_get_daemon_info(app->server->daemon, MHD_DAEMON_INFO_BIND_PORT);
     app->server->port = info ? info->port : ntohs(sa.sin_port);
     return 0;
+}
+
+void lf_server_drain_begin(struct lf_app *app)
+{
+    if (app->server) atomic_store(&app->server->draining, 1);
+}
+
+int lf_server_draining(const struct lf_app *app)
+{
+    return app->server ? atomic_load(&app->server->draining) : 0;
 }
 
 void lf_server_quiesce(struct lf_app *app)

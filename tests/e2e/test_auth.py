@@ -158,3 +158,31 @@ def test_serve_refuses_without_jwt_secret(fresh_server):
 def test_jwt_secret_constant_is_used(server):
     # sanity: the suite's tokens are minted with the suite's secret
     assert server.env["LEADFLOW_JWT_SECRET"] == JWT_SECRET
+
+
+def test_huge_exp_does_not_overflow(server):
+    """exp * 1000 once overflowed (undefined behaviour) for a far-future expiry."""
+    import base64
+    import hashlib
+    import hmac as hm
+
+    def b64(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    head = b64({"alg": "HS256", "typ": "JWT"}) + "." + b64(
+        {"sub": "x", "tenant": "default", "role": "viewer", "exp": 2**62})
+    sig = base64.urlsafe_b64encode(hm.new(JWT_SECRET.encode(), head.encode(), hashlib.sha256)
+                                   .digest()).rstrip(b"=").decode()
+    r = requests.get(server.url + "/api/v1/events", headers={"Authorization": f"Bearer {head}.{sig}"})
+    assert r.status_code == 200
+
+
+def test_bearer_ingest_is_refused_before_the_body(server):
+    """A bad token on an ingest route is answered from the headers, without reading 1 MiB."""
+    r = requests.post(server.url + "/api/v1/events", data=b"x" * 900000,
+                      headers={"Authorization": "Bearer nope", "Content-Type": "application/json"})
+    problem(r, 401)
+
+
+def test_client_keys_may_not_use_the_domain_prefix(server):
+    problem(server.ingest({"event_type": "x", "idempotency_key": "leadflow:lead.created:x:y"}), 400)
+    problem(server.ingest({"event_type": "x"}, key="leadflow:anything"), 400)

@@ -149,3 +149,69 @@ def test_slow_client_is_timed_out(fresh_server):
     assert data == b"" or b"HTTP/1.1" in data
     assert time.time() - start < 8
     sock.close()
+
+
+def test_sigterm_under_keepalive_ingest_load_exits_cleanly(fresh_server):
+    """SIGTERM once stopped libmicrohttpd with requests still suspended and aborted."""
+    s = fresh_server.start()
+    src = s.create_source("drainload")
+    acked, stop = [], threading.Event()
+    lock = threading.Lock()
+
+    def client(n):
+        sess = requests.Session()  # keep-alive
+        i = 0
+        while not stop.is_set():
+            body = json.dumps({"event_type": "x", "lead": {"email": f"d{n}-{i}@x.example"}}).encode()
+            try:
+                r = sess.post(s.url + "/api/v1/events", data=body, timeout=10, headers={
+                    "Content-Type": "application/json", "X-Source": "drainload",
+                    "X-Webhook-Signature": sign(body, src["secret"]),
+                    "x-idempotency-key": f"dl-{n}-{i}"})
+            except requests.RequestException:
+                return
+            if r.status_code == 202:
+                with lock:
+                    acked.append(r.json()["event_id"])
+            elif r.status_code != 503:
+                raise AssertionError(r.text)
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    rc = s.stop()  # SIGTERM while 32 keep-alive clients keep sending
+    stop.set()
+    for t in threads:
+        t.join()
+    assert rc == 0, s.read_log()[-2000:]
+    assert "suspended connections" not in s.read_log()
+    s.start()
+    missing = [e for e in acked if s.get(f"/api/v1/events/{e}").status_code != 200]
+    assert missing == [] and len(acked) > 50
+
+
+def test_non_utf8_bytes_in_requests_do_not_crash(fresh_server):
+    """Raw bytes quoted in an error message once made json_pack fail and the server crash."""
+    import socket
+    s = fresh_server.start()
+    for raw in (b"GET /%ff HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/\xff\r\n"
+                b"Content-Length: 2\r\n\r\n{}",
+                b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"X-Source: \xff\xfe\r\nX-Webhook-Signature: sha256=00\r\nContent-Length: 2\r\n\r\n{}"):
+        sock = socket.create_connection(("127.0.0.1", s.port))
+        sock.sendall(raw)
+        head = sock.recv(4096)
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 4"), head
+    # a multi-byte key quoted in a 409 whose message is cut mid-character (85 x 3 bytes)
+    ev = {"event_type": "x", "idempotency_key": "\u20ac" * 85}
+    assert s.ingest(ev).status_code == 202
+    doc = problem(s.ingest(ev), 409)
+    assert doc["event_id"]
+    # a non-ASCII field name cut inside an error is still reported
+    doc = problem(s.ingest({"event_type": "x", "lead": {"\u20ac" * 30: [1, 2]}}), 400)
+    assert doc["errors"]
+    assert requests.get(s.url + "/health").status_code == 200
