@@ -12,8 +12,14 @@ def test_health_reports_store(server):
 
 
 def test_metrics_prometheus_text(server, source):
+    import time
     server.send_signed(source, {"event_type": "page_view"})
-    r = requests.get(server.url + "/metrics")
+    line = 'leadflow_http_requests_total{route="POST /api/v1/events",status="202"}'
+    for _ in range(100):  # counted when the request completes, just after the answer
+        r = requests.get(server.url + "/metrics")
+        if line in r.text:
+            break
+        time.sleep(0.02)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     text = r.text
