@@ -262,6 +262,17 @@ group_commit_report() {
         }' | tee "$tmp/$name.gc"
 }
 
+# On the running server's database: an admin token ($token) and the unlimited source 'bench'
+# ($source_secret).
+setup_tenant() {
+    token=$(env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
+        "$server_bin" token --tenant default --role admin --ttl 2h --sub bench)
+    source_secret=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/sources" \
+        -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d '{"slug":"bench","name":"Bench","rate_limit_per_s":0}' |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
+}
+
 echo "leadflow benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
 echo "database: $db (LEADFLOW_SYNC=${sync_mode:-full, the default})"
@@ -269,12 +280,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the m
 
 say "setup: server with LEADFLOW_WORKERS=0, admin token, source 'bench'"
 start_server 0
-token=$(env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
-    "$server_bin" token --tenant default --role admin --ttl 2h --sub bench)
-source_secret=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/sources" \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d '{"slug":"bench","name":"Bench","rate_limit_per_s":0}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
+setup_tenant
 echo "server pid $server_pid on 127.0.0.1:$port; source 'bench' created"
 
 say "(a) single-event ingest: $single_requests requests, $connections connections"
@@ -366,12 +372,7 @@ c_drained=$drained c_drain_s=$drain_s c_drain_eps=$drain_eps c_stages=$stages
 say "(e) lead drain: $lead_events events over $lead_leads leads, $lead_known of them imported first"
 db=$tmp/leads.db
 start_server 0
-token=$(env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
-    "$server_bin" token --tenant default --role admin --ttl 2h --sub bench)
-source_secret=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/sources" \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d '{"slug":"bench","name":"Bench","rate_limit_per_s":0}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
+setup_tenant
 # The load generator's lead k is user<k>@acme-<k % 500>.example.
 python3 -c 'import sys
 n = int(sys.argv[1])

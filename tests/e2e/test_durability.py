@@ -9,6 +9,46 @@ import requests
 from conftest import problem, sign
 
 
+def signed_load(s, source, clients, seconds, interrupt):
+    """Runs `clients` keep-alive clients sending distinct signed events with keys, calls
+    interrupt() after `seconds`, and returns (acknowledged event ids, unexpected answers, what
+    interrupt returned). 202 and, while draining, 503 are the expected answers; a refused or
+    reset connection ends a client. Unexpected answers are returned, not raised: an exception
+    in a client thread would never reach pytest."""
+    acked, unexpected, stop = [], [], threading.Event()
+    lock = threading.Lock()
+
+    def client(n):
+        sess = requests.Session()
+        i = 0
+        while not stop.is_set():
+            body = json.dumps({"event_type": "page_view",
+                               "lead": {"email": f"c{n}-{i}@x.example"}}).encode()
+            try:
+                r = sess.post(s.url + "/api/v1/events", data=body, timeout=10, headers={
+                    "Content-Type": "application/json", "X-Source": source["slug"],
+                    "X-Webhook-Signature": sign(body, source["secret"]),
+                    "x-idempotency-key": f"k-{n}-{i}"})
+            except requests.RequestException:
+                return
+            with lock:
+                if r.status_code == 202:
+                    acked.append(r.json()["event_id"])
+                elif r.status_code != 503:
+                    unexpected.append((r.status_code, r.text[:200]))
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    result = interrupt()
+    stop.set()
+    for t in threads:
+        t.join()
+    return acked, unexpected, result
+
+
 def test_restart_resumes_pending(fresh_server):
     s = fresh_server
     s.env["LEADFLOW_WORKERS"] = "0"  # accept but do not process
@@ -25,36 +65,8 @@ def test_restart_resumes_pending(fresh_server):
 
 def test_kill9_under_load_loses_no_acknowledged_event(fresh_server):
     s = fresh_server.start()
-    src = s.create_source("load")
-    acked, stop = [], threading.Event()
-    lock = threading.Lock()
-
-    def client(n):
-        sess = requests.Session()
-        i = 0
-        while not stop.is_set():
-            body = json.dumps({"event_type": "page_view",
-                               "lead": {"email": f"c{n}-{i}@x.example"}}).encode()
-            try:
-                r = sess.post(s.url + "/api/v1/events", data=body, timeout=5, headers={
-                    "Content-Type": "application/json", "X-Source": "load",
-                    "X-Webhook-Signature": sign(body, src["secret"]),
-                    "x-idempotency-key": f"k-{n}-{i}"})
-            except requests.RequestException:
-                return
-            if r.status_code == 202:
-                with lock:
-                    acked.append(r.json()["event_id"])
-            i += 1
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    time.sleep(1.5)
-    s.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
+    acked, unexpected, _ = signed_load(s, s.create_source("load"), 8, 1.5, s.kill9)
+    assert unexpected == []
     assert len(acked) > 50, "the load did not get going"
     s.start()
     missing = [eid for eid in acked if s.get(f"/api/v1/events/{eid}").status_code != 200]
@@ -154,37 +166,9 @@ def test_slow_client_is_timed_out(fresh_server):
 def test_sigterm_under_keepalive_ingest_load_exits_cleanly(fresh_server):
     """SIGTERM once stopped libmicrohttpd with requests still suspended and aborted."""
     s = fresh_server.start()
-    src = s.create_source("drainload")
-    acked, stop = [], threading.Event()
-    lock = threading.Lock()
-
-    def client(n):
-        sess = requests.Session()  # keep-alive
-        i = 0
-        while not stop.is_set():
-            body = json.dumps({"event_type": "x", "lead": {"email": f"d{n}-{i}@x.example"}}).encode()
-            try:
-                r = sess.post(s.url + "/api/v1/events", data=body, timeout=10, headers={
-                    "Content-Type": "application/json", "X-Source": "drainload",
-                    "X-Webhook-Signature": sign(body, src["secret"]),
-                    "x-idempotency-key": f"dl-{n}-{i}"})
-            except requests.RequestException:
-                return
-            if r.status_code == 202:
-                with lock:
-                    acked.append(r.json()["event_id"])
-            elif r.status_code != 503:
-                raise AssertionError(r.text)
-            i += 1
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)
-    rc = s.stop()  # SIGTERM while 32 keep-alive clients keep sending
-    stop.set()
-    for t in threads:
-        t.join()
+    # SIGTERM while 32 keep-alive clients keep sending
+    acked, unexpected, rc = signed_load(s, s.create_source("drainload"), 32, 1.0, s.stop)
+    assert unexpected == []
     assert rc == 0, s.read_log()[-2000:]
     assert "suspended connections" not in s.read_log()
     s.start()
