@@ -4,10 +4,12 @@
 #include "engine/importer.h"
 #include "engine/ingest.h"
 #include "engine/replay.h"
+#include "engine/rules.h"
 #include "engine/worker.h"
 #include "http/auth.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "sched/scheduler.h"
 #include "store/migrate.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -64,6 +66,17 @@ static int open_app(struct lf_app *app, struct lf_err *err)
     memset(app, 0, sizeof(*app));
     app->started_at = lf_now_ms();
     if (lf_config_load(&app->cfg, err) < 0) return -1;
+    if (app->cfg.test_now) {
+#ifdef LF_TESTING
+        int64_t t;
+        if (lf_time_parse(app->cfg.test_now, &t) < 0)
+            return lf_err_set(err, -LF_EINVAL, "LEADFLOW_TEST_NOW is not an RFC 3339 time");
+        lf_clock_set(t);
+        app->started_at = t;
+#else
+        return lf_err_set(err, -LF_EINVAL, "LEADFLOW_TEST_NOW works in test builds only");
+#endif
+    }
     int level = lf_log_level_parse(app->cfg.log_level);
     int rc = level < 0 ? lf_err_set(err, -LF_EINVAL,
                                     "LEADFLOW_LOG_LEVEL is not one of debug, "
@@ -390,8 +403,16 @@ static int cmd_serve(void)
     lf_auth_init(&app);
     lf_router_init(lf_api_tables);
     if (lf_ingest_start(&app, &err) < 0 || lf_workers_start(&app, &err) < 0 ||
-        lf_server_start(&app, &err) < 0)
-        return die("serve", &err);
+        lf_sched_start(&app, &err) < 0 || lf_server_start(&app, &err) < 0) {
+        int rc = die("serve", &err);
+        lf_ingest_free(&app); /* stops what did start, so no thread outlives the store */
+        lf_workers_stop(&app);
+        lf_sched_stop(&app);
+        lf_auth_free(&app);
+        lf_rules_cache_free();
+        close_app(&app);
+        return rc;
+    }
     lf_log_info("leadflow serving", "{s:s, s:i, s:s, s:s, s:i, s:s}", "listen", app.cfg.listen,
                 "port", lf_server_port(&app), "db", app.cfg.db, "sync", app.cfg.sync, "workers",
                 app.cfg.workers, "version", LF_VERSION);
@@ -409,7 +430,9 @@ static int cmd_serve(void)
     lf_server_stop(&app);
     lf_ingest_free(&app);
     lf_workers_stop(&app); /* each worker finishes the batch in hand */
+    lf_sched_stop(&app);   /* a running job ends after its batch in hand */
     lf_auth_free(&app);
+    lf_rules_cache_free();
     lf_log_info("stopped", NULL);
     close_app(&app);
     return 0;

@@ -13,6 +13,12 @@ extern const struct lf_route lf_sources_routes[];
 extern const struct lf_route lf_system_routes[];
 extern const struct lf_route lf_leads_routes[];
 extern const struct lf_route lf_organizations_routes[];
+extern const struct lf_route lf_scoring_routes[];
+extern const struct lf_route lf_scheduler_routes[];
+extern const struct lf_route lf_reports_routes[];
+#ifdef LF_TESTING
+extern const struct lf_route lf_testing_routes[];
+#endif
 
 /* Every route table, NULL-terminated, for lf_router_init. */
 extern const struct lf_route *const lf_api_tables[];

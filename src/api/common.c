@@ -5,8 +5,18 @@
 #include <string.h>
 
 const struct lf_route *const lf_api_tables[] = {
-    lf_system_routes, lf_events_routes,        lf_sources_routes,
-    lf_leads_routes,  lf_organizations_routes, NULL,
+    lf_system_routes,
+    lf_events_routes,
+    lf_sources_routes,
+    lf_leads_routes,
+    lf_organizations_routes,
+    lf_scoring_routes,
+    lf_scheduler_routes,
+    lf_reports_routes,
+#ifdef LF_TESTING
+    lf_testing_routes,
+#endif
+    NULL,
 };
 
 struct lf_conn *lf_api_conn(struct lf_req *r, enum lf_db_mode mode)

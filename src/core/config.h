@@ -21,6 +21,9 @@ struct lf_config {
     int access_log;             /* LEADFLOW_ACCESS_LOG: 1 writes a JSON line per request */
     char *log_level;            /* LEADFLOW_LOG_LEVEL: debug | info | warn | error */
     int test_stages;            /* LEADFLOW_TEST_STAGES: enable the test stage (test builds only) */
+    char *test_now;             /* LEADFLOW_TEST_NOW: start the clock here (test builds only) */
+    int scheduler;              /* LEADFLOW_SCHEDULER: 1 runs scheduled jobs in this process */
+    char *score_decay_cron;     /* LEADFLOW_SCORE_DECAY_CRON: the decay job's schedule */
     char *slack_webhook_url;    /* SLACK_WEBHOOK_URL */
     char *slack_signing_secret; /* SLACK_SIGNING_SECRET */
     char *moco_api_key;         /* MOCO_API_KEY */

@@ -6,11 +6,21 @@
 #include <string.h>
 #include <time.h>
 
+/* Added to the system clock; 0 except in test builds (LEADFLOW_TEST_NOW, the test clock
+ * endpoint). Atomic: set by one thread, read by all. */
+static _Atomic int64_t clock_offset_ms;
+
 int64_t lf_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms;
+}
+
+void lf_clock_set(int64_t now_ms)
+{
+    clock_offset_ms = 0;
+    clock_offset_ms = now_ms - lf_now_ms();
 }
 
 int64_t lf_mono_us(void)

@@ -8,6 +8,9 @@
 /* Wall-clock time in milliseconds since the Unix epoch (UTC). Every module reads the time
  * through this one function. */
 int64_t lf_now_ms(void);
+/* Moves the clock lf_now_ms reads so that it reads now_ms at this moment and runs on from
+ * there. For tests only (wired up in LF_TESTING builds). */
+void lf_clock_set(int64_t now_ms);
 
 /* A monotonic clock in microseconds, for durations. */
 int64_t lf_mono_us(void);

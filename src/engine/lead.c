@@ -2,6 +2,7 @@
  * profile, linking organizations, merging, and the lead as JSON. No SQL here is built from a
  * key name taken from input: profile fields come from a fixed list in this file. */
 #include "engine/lead.h"
+#include "engine/conditions.h"
 #include "engine/emit.h"
 #include "engine/settings.h"
 #include "core/crypto.h"
@@ -518,5 +519,59 @@ json_t *lf_lead_json(struct lf_conn *c, const char *tenant_id, const char *id, i
         lf_stmt_done(st);
     }
     json_object_set_new(o, "organization", org);
+    return o;
+}
+
+/* The columns of lf_lead_context, in the order of ctx_names (text ones first). */
+static const char *const ctx_names[] = {LF_COND_LEAD_TEXT, LF_COND_LEAD_NUMBER, "hot_armed"};
+#define NCTX_TEXT 17
+#define NCTX      (sizeof ctx_names / sizeof ctx_names[0])
+_Static_assert(NCTX == NCTX_TEXT + 5 + 1, "lf_lead_context's SELECT lists every field");
+
+json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc)
+{
+    static const char sql[] =
+        "SELECT email, first_name, last_name, job_title, phone, country, region, status,"
+        " lifecycle_stage, routing_status, pipeline_id, organization_id, primary_intent,"
+        " first_touch_source, first_touch_campaign, last_touch_source, last_touch_campaign,"
+        " total_score, demographic_score, engagement_score, behavior_score, intent_confidence,"
+        " hot_armed FROM leads WHERE tenant_id = ? AND id = ?";
+    struct lf_stmt *st = lf_db_prepare(c, sql, NULL);
+    if (st == NULL) {
+        *rc = -LF_EINTERNAL;
+        return NULL;
+    }
+    lf_stmt_bind(st, "ss", tenant_id, id);
+    json_t *o = NULL;
+    if ((*rc = lf_stmt_step(st)) == LF_DB_ROW) {
+        o = json_object();
+        for (int i = 0; i < (int)NCTX; i++)
+            json_object_set_new(o, ctx_names[i],
+                                i < NCTX_TEXT ? lf_json_text(lf_stmt_text(st, i))
+                                              : json_integer(lf_stmt_int(st, i)));
+    }
+    lf_stmt_done(st);
+    return o;
+}
+
+json_t *lf_org_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc)
+{
+    static const char *const names[] = {LF_COND_ORG_TEXT};
+    struct lf_stmt *st = lf_db_prepare(c,
+                                       "SELECT name, domain, vat_id, country, industry, size"
+                                       " FROM organizations WHERE tenant_id = ? AND id = ?",
+                                       NULL);
+    if (st == NULL) {
+        *rc = -LF_EINTERNAL;
+        return NULL;
+    }
+    lf_stmt_bind(st, "ss", tenant_id, id);
+    json_t *o = NULL;
+    if ((*rc = lf_stmt_step(st)) == LF_DB_ROW) {
+        o = json_object();
+        for (int i = 0; i < 6; i++)
+            json_object_set_new(o, names[i], lf_json_text(lf_stmt_text(st, i)));
+    }
+    lf_stmt_done(st);
     return o;
 }

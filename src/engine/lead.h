@@ -81,6 +81,13 @@ int lf_lead_resolve_id(struct lf_conn *c, const char *tenant_id, const char *id,
 int lf_lead_recompute_scores(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                              int64_t now);
 
+/* The lead as conditions read it (struct lf_cond_ctx): a flat object with every field of
+ * LF_COND_LEAD_TEXT and LF_COND_LEAD_NUMBER, plus "hot_armed" (integer). NULL when missing
+ * (*rc LF_DB_DONE) or on a store error (*rc negative). The caller owns the result. */
+json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc);
+/* The organization as conditions read it: LF_COND_ORG_TEXT fields. NULL as above. */
+json_t *lf_org_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc);
+
 /* The columns lf_lead_row_json reads, in its order. */
 #define LF_LEAD_COLS                                                                               \
     "id, email, first_name, last_name, job_title, phone, country, region, organization_id,"        \

@@ -8,6 +8,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
+struct lf_ruleset;
+struct lf_cond_ctx;
+
 /* An event being processed, loaded by the worker. Strings are owned by the event. */
 struct lf_event {
     char id[40];
@@ -25,6 +28,9 @@ struct lf_event {
     json_t *identity; /* parsed lazily by lf_event_identity */
     json_t *metadata; /* parsed lazily by lf_event_metadata */
     json_t *result;   /* what stages report; stored as the event's result */
+    json_t *lead_ctx; /* the lead as conditions read it, loaded by lf_stage_cond_ctx */
+    json_t *org_ctx;  /* its organization, when a rule reads one */
+    int ctx_loaded;   /* lead_ctx/org_ctx have been looked up */
     char *outcome;    /* a stage may set a short word ("suppressed"); NULL: processed */
 };
 
@@ -42,7 +48,19 @@ struct lf_stage_ctx {
     /* Facts that hold for the whole batch, looked up once: */
     char erasures_tenant[40]; /* the tenant erasures_any is about ("" before the first look) */
     int erasures_any;         /* that tenant has at least one erasure record */
+    struct lf_ruleset *rules; /* the rules of the tenant last asked for (lf_stage_rules) */
 };
+
+/* Lends the tenant's rules for the rest of the batch (looked up once per tenant and batch).
+ * Returns 0 or a negative code with err set. */
+int lf_stage_rules(struct lf_stage_ctx *ctx, const char *tenant_id, struct lf_ruleset **out,
+                   struct lf_err *err);
+/* Fills cc for matching ev: the event's fields and metadata, and (when needs asks, loaded once
+ * per event) the lead and its organization. Returns 0 or a negative code. */
+int lf_stage_cond_ctx(struct lf_stage_ctx *ctx, struct lf_event *ev, unsigned needs,
+                      struct lf_cond_ctx *cc);
+/* Gives back what the batch borrowed. */
+void lf_stage_ctx_end(struct lf_stage_ctx *ctx);
 
 struct lf_stage {
     const char *name;

@@ -1,22 +1,26 @@
 /* The registry of processing stages, in the order they run.
  *
- * resolve and attribute are built; score, intent, route and automate follow them here as
+ * resolve, attribute, score and intent are built; route and automate follow them here as
  * they are built. Test builds also carry a stage for exercising the framework. */
 #include "engine/stage.h"
+#include "engine/conditions.h"
+#include "engine/lead.h"
+#include "engine/rules.h"
 
 #include <pthread.h>
 #include <stddef.h>
+#include <string.h>
 
 extern const struct lf_stage lf_stage_resolve;
 extern const struct lf_stage lf_stage_attribute;
+extern const struct lf_stage lf_stage_score;
+extern const struct lf_stage lf_stage_intent;
 #ifdef LF_TESTING
 extern const struct lf_stage lf_stage_test;
 #endif
 
 static const struct lf_stage *const production[] = {
-    &lf_stage_resolve,
-    &lf_stage_attribute,
-    NULL,
+    &lf_stage_resolve, &lf_stage_attribute, &lf_stage_score, &lf_stage_intent, NULL,
 };
 
 static struct lf_stage table[sizeof(production) / sizeof(production[0]) + 1];
@@ -43,4 +47,46 @@ const struct lf_stage *lf_stages(const struct lf_config *cfg)
     table_built = 1;
     pthread_mutex_unlock(&table_lock);
     return table;
+}
+
+int lf_stage_rules(struct lf_stage_ctx *ctx, const char *tenant_id, struct lf_ruleset **out,
+                   struct lf_err *err)
+{
+    if (ctx->rules && strcmp(ctx->rules->tenant_id, tenant_id) == 0) {
+        *out = ctx->rules;
+        return 0;
+    }
+    lf_rules_release(ctx->rules);
+    ctx->rules = NULL;
+    int rc = lf_rules_get(ctx->conn, tenant_id, &ctx->rules, err);
+    if (rc == 0) *out = ctx->rules;
+    return rc;
+}
+
+int lf_stage_cond_ctx(struct lf_stage_ctx *ctx, struct lf_event *ev, unsigned needs,
+                      struct lf_cond_ctx *cc)
+{
+    *cc = (struct lf_cond_ctx){.event_type = ev->event_type,
+                               .source = ev->source,
+                               .utm_source = ev->utm_source,
+                               .utm_medium = ev->utm_medium,
+                               .utm_campaign = ev->utm_campaign,
+                               .metadata = lf_event_metadata(ev)};
+    int rc = 0;
+    if (!ev->ctx_loaded && ev->lead_id && (needs & (LF_COND_NEEDS_LEAD | LF_COND_NEEDS_ORG))) {
+        ev->ctx_loaded = 1;
+        ev->lead_ctx = lf_lead_context(ctx->conn, ev->tenant_id, ev->lead_id, &rc);
+        const char *org = json_string_value(json_object_get(ev->lead_ctx, "organization_id"));
+        if (rc >= 0 && org && (needs & LF_COND_NEEDS_ORG))
+            ev->org_ctx = lf_org_context(ctx->conn, ev->tenant_id, org, &rc);
+    }
+    cc->lead = ev->lead_ctx;
+    cc->organization = ev->org_ctx;
+    return rc < 0 ? rc : 0;
+}
+
+void lf_stage_ctx_end(struct lf_stage_ctx *ctx)
+{
+    lf_rules_release(ctx->rules);
+    ctx->rules = NULL;
 }

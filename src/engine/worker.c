@@ -86,6 +86,8 @@ static void event_free(struct lf_event *ev)
     json_decref(ev->identity);
     json_decref(ev->metadata);
     json_decref(ev->result);
+    json_decref(ev->lead_ctx);
+    json_decref(ev->org_ctx);
 }
 
 static const char *const claim_sql =
@@ -203,6 +205,7 @@ int lf_workers_run_batch(struct lf_app *app, int limit)
         rc = lf_db_commit(c);
     else if (n == 0 && rc >= 0)
         rc = lf_db_rollback(c);
+    lf_stage_ctx_end(&ctx);
     if (rc < 0) {
         lf_db_rollback(c);
         lf_log_error("processing batch failed", "{s:s, s:s}", "error", lf_strerror(rc), "detail",

@@ -1,0 +1,198 @@
+/* The score decay job: score rows past expires_at are marked expired and their leads
+ * recomputed (sums, total, lifecycle, hot re-arm, lead.scored); leads whose intent signals
+ * left the intent window since the last run get their intent re-derived. Works in batches
+ * of BATCH leads per transaction, so ingest and processing keep going while it runs. */
+#include "sched/scheduler.h"
+#include "engine/lead.h"
+#include "engine/score.h"
+#include "core/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH 500
+
+struct counts {
+    int64_t rows_expired, leads_rescored, scores_changed, intents_reevaluated, intents_changed;
+};
+
+/* Reads up to BATCH lead ids from st (bound by the caller) into ids; finishes st. */
+static int lead_batch(struct lf_stmt *st, char ids[][40])
+{
+    int n = 0, rc;
+    while (n < BATCH && (rc = lf_stmt_step(st)) == LF_DB_ROW)
+        snprintf(ids[n++], 40, "%s", lf_stmt_text(st, 0));
+    lf_stmt_done(st);
+    return rc < 0 ? rc : n;
+}
+
+/* Each batch takes leads that still have rows to expire; expiring them takes the rows out of
+ * the query's (partial) index, so the next batch finds the next leads. */
+static int expire_tenant(struct lf_job_run *run, const char *tenant,
+                         const struct lf_score_settings *s, struct counts *k, struct lf_err *err)
+{
+    char(*ids)[40] = lf_xcalloc(BATCH, 40);
+    int rc = 0;
+    while (!*run->stop) {
+        struct lf_conn *c = lf_db_acquire(run->app->db, LF_DB_WRITE, err);
+        if (c == NULL) {
+            rc = -LF_ESTORE;
+            break;
+        }
+        rc = lf_db_begin(c);
+        struct lf_stmt *st =
+            rc < 0 ? NULL
+                   : lf_db_prepare(c,
+                                   "SELECT DISTINCT lead_id FROM score_history WHERE"
+                                   " tenant_id = ? AND expires_at <= ? AND expired_at IS NULL"
+                                   " LIMIT ?",
+                                   err);
+        if (st) lf_stmt_bind(st, "sIi", tenant, run->now, BATCH);
+        int n = st ? lead_batch(st, ids) : -LF_EINTERNAL;
+        rc = n < 0 ? n : 0;
+        for (int i = 0; rc >= 0 && i < n; i++) {
+            int rows = lf_db_run(c, err,
+                                 "UPDATE score_history SET expired_at = ? WHERE tenant_id = ?"
+                                 " AND lead_id = ? AND expires_at <= ? AND expired_at IS NULL",
+                                 "IssI", run->now, tenant, ids[i], run->now);
+            rc = rows < 0 ? rows
+                          : lf_score_recompute(c, tenant, ids[i], s, "decay", run->cause, run->now);
+            if (rc >= 0) {
+                k->rows_expired += rows;
+                k->leads_rescored++;
+                k->scores_changed += rc;
+            }
+        }
+        if (rc >= 0)
+            rc = lf_db_commit(c);
+        else
+            lf_db_rollback(c);
+        lf_db_release(c);
+        if (rc < 0 || n < BATCH) break;
+    }
+    free(ids);
+    return rc;
+}
+
+static int reintent_tenant(struct lf_job_run *run, const char *tenant,
+                           const struct lf_score_settings *s, struct counts *k, struct lf_err *err)
+{
+    static const char sql[] = "SELECT DISTINCT lead_id FROM intent_signals WHERE tenant_id = ?"
+                              " AND detected_at > ? AND detected_at <= ? AND lead_id > ?"
+                              " ORDER BY lead_id LIMIT ?";
+    int64_t window = s->intent_window_days * LF_DAY_MS;
+    int64_t from = run->since > 0 ? run->since - window : -1, to = run->now - window;
+    char(*ids)[40] = lf_xcalloc(BATCH, 40);
+    char after[40] = "";
+    int rc = 0;
+    while (!*run->stop) {
+        struct lf_conn *c = lf_db_acquire(run->app->db, LF_DB_WRITE, err);
+        if (c == NULL) {
+            rc = -LF_ESTORE;
+            break;
+        }
+        rc = lf_db_begin(c);
+        struct lf_stmt *st = rc < 0 ? NULL : lf_db_prepare(c, sql, err);
+        if (st) lf_stmt_bind(st, "sIIsi", tenant, from, to, after, BATCH);
+        int n = st ? lead_batch(st, ids) : -LF_EINTERNAL;
+        rc = n < 0 ? n : 0;
+        for (int i = 0; rc >= 0 && i < n; i++) {
+            json_t *lead = lf_lead_context(c, tenant, ids[i], &rc);
+            if (lead == NULL) continue;
+            const char *prev = json_string_value(json_object_get(lead, "primary_intent"));
+            rc = lf_intent_recompute(c, tenant, ids[i], s, prev, run->cause, run->now);
+            if (rc >= 0) {
+                k->intents_reevaluated++;
+                k->intents_changed += rc;
+            }
+            json_decref(lead);
+        }
+        if (rc >= 0)
+            rc = lf_db_commit(c);
+        else
+            lf_db_rollback(c);
+        lf_db_release(c);
+        if (rc < 0 || n < BATCH) break;
+        snprintf(after, sizeof after, "%s", ids[n - 1]);
+    }
+    free(ids);
+    return rc;
+}
+
+static json_t *counts_json(const struct counts *k)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "rows_expired", (json_int_t)k->rows_expired,
+                     "leads_rescored", (json_int_t)k->leads_rescored, "scores_changed",
+                     (json_int_t)k->scores_changed, "intents_reevaluated",
+                     (json_int_t)k->intents_reevaluated, "intents_changed",
+                     (json_int_t)k->intents_changed);
+}
+
+static int run_decay(struct lf_job_run *run, struct lf_err *err)
+{
+    /* the tenants to work on: the one asked for, or all */
+    json_t *tenants = json_array();
+    int rc = 0;
+    if (run->tenant_id) {
+        json_array_append_new(tenants, json_string(run->tenant_id));
+    } else {
+        struct lf_conn *c = lf_db_acquire(run->app->db, LF_DB_READ, err);
+        struct lf_stmt *st = c ? lf_db_prepare(c, "SELECT id FROM tenants ORDER BY id", err) : NULL;
+        while (st && (rc = lf_stmt_step(st)) == LF_DB_ROW)
+            json_array_append_new(tenants, json_string(lf_stmt_text(st, 0)));
+        if (st) lf_stmt_done(st);
+        if (c) lf_db_release(c);
+        if (c == NULL || st == NULL) rc = -LF_ESTORE;
+    }
+    struct counts all = {0};
+    json_t *by_tenant = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tenants, i, t)
+    {
+        if (rc < 0) break;
+        const char *tenant = json_string_value(t);
+        struct counts k = {0};
+        struct lf_score_settings s;
+        struct lf_conn *c = lf_db_acquire(run->app->db, LF_DB_READ, err);
+        if (c == NULL) {
+            rc = -LF_ESTORE;
+            break;
+        }
+        lf_score_settings_load(c, tenant, &s);
+        lf_db_release(c);
+        rc = expire_tenant(run, tenant, &s, &k, err);
+        if (rc >= 0) rc = reintent_tenant(run, tenant, &s, &k, err);
+        lf_score_settings_clear(&s);
+        all.rows_expired += k.rows_expired;
+        all.leads_rescored += k.leads_rescored;
+        all.scores_changed += k.scores_changed;
+        all.intents_reevaluated += k.intents_reevaluated;
+        all.intents_changed += k.intents_changed;
+        json_object_set_new(by_tenant, tenant, counts_json(&k));
+    }
+    json_object_update_new(run->result, counts_json(&all));
+    json_object_set_new(run->result, "by_tenant", by_tenant);
+    json_decref(tenants);
+    return rc < 0 ? rc : 0;
+}
+
+static const char *decay_cron(const struct lf_config *cfg)
+{
+    return cfg->score_decay_cron;
+}
+
+static int decay_enabled(const struct lf_config *cfg)
+{
+    return cfg->enable_score_decay;
+}
+
+const struct lf_job lf_job_score_decay = {
+    "score_decay",
+    "expires score rows past their expiry and recomputes the leads; re-derives intents whose "
+    "signals left the window",
+    decay_cron,
+    decay_enabled,
+    run_decay,
+};
