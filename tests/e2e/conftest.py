@@ -150,6 +150,10 @@ class Server:
         return self.http.patch(self.url + path, json=body, headers=self.auth(role, tenant),
                                timeout=30)
 
+    def put(self, path, body, role="admin", tenant="default"):
+        return self.http.put(self.url + path, json=body, headers=self.auth(role, tenant),
+                             timeout=30)
+
     def delete(self, path, role="admin", tenant="default"):
         return self.http.delete(self.url + path, headers=self.auth(role, tenant), timeout=30)
 
