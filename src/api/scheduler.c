@@ -34,8 +34,8 @@ static json_t *job_json(struct lf_req *r, struct lf_conn *c, const struct lf_job
     int64_t next = lf_cron_parse(expr, &cron, NULL) == 0 ? lf_cron_next(&cron, now) : -1;
     json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "name", job->name, "description",
                           job->help, "schedule", expr, "enabled", job->enabled(cfg), "next_run_at",
-                          lf_json_time(next, !job->enabled(cfg) || !cfg->scheduler),
-                          "last_run", json_null());
+                          lf_json_time(next, !job->enabled(cfg) || !cfg->scheduler), "last_run",
+                          json_null());
     struct lf_stmt *st = lf_db_prepare(c,
                                        "SELECT slot, trigger_kind, node, started_at, finished_at,"
                                        " result FROM scheduler_runs WHERE job = ?"
@@ -50,8 +50,8 @@ static json_t *job_json(struct lf_req *r, struct lf_conn *c, const struct lf_job
         json_object_set_new(
             o, "last_run",
             json_pack("{s:o, s:s, s:s, s:o, s:o, s:b, s:o}", "slot",
-                      lf_json_time(lf_stmt_int(st, 0), !scheduled), "trigger",
-                      lf_stmt_text(st, 1), "node", lf_stmt_text(st, 2), "started_at",
+                      lf_json_time(lf_stmt_int(st, 0), !scheduled), "trigger", lf_stmt_text(st, 1),
+                      "node", lf_stmt_text(st, 2), "started_at",
                       lf_json_time(lf_stmt_int(st, 3), 0), "finished_at",
                       lf_json_time(lf_stmt_int(st, 4), lf_stmt_isnull(st, 4)), "running",
                       lf_stmt_isnull(st, 4), "result", tenant_view(result, r->auth.tenant_id)));
@@ -68,8 +68,9 @@ static void list_jobs(struct lf_req *r)
     json_t *items = json_array();
     for (int j = 0; lf_jobs[j]; j++) json_array_append_new(items, job_json(r, c, lf_jobs[j]));
     lf_db_release(c);
-    lf_reply_json(r, 200, json_pack("{s:o, s:b}", "items", items, "scheduler_running",
-                                    r->app->cfg.scheduler));
+    lf_reply_json(
+        r, 200,
+        json_pack("{s:o, s:b}", "items", items, "scheduler_running", r->app->cfg.scheduler));
 }
 
 static const struct lf_job *find_job(struct lf_req *r)
@@ -108,8 +109,8 @@ static void run_job(struct lf_req *r)
         lf_reply_error(r, rc, &err);
     } else {
         json_t *view = tenant_view(result, r->auth.tenant_id);
-        lf_reply_json(r, 200, json_pack("{s:s, s:b, s:o}", "job", job->name, "ok", rc == 0,
-                                        "result", view));
+        lf_reply_json(
+            r, 200, json_pack("{s:s, s:b, s:o}", "job", job->name, "ok", rc == 0, "result", view));
     }
     json_decref(result);
     lf_err_clear(&err);

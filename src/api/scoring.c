@@ -32,11 +32,11 @@ struct rule_kind {
 };
 
 static const char *const score_cols[] = {
-    "id",         "slug",         "name",     "event_type",         "conditions",
-    "points",     "category",     "max_per_day", "max_per_lead",    "expires_after_days",
-    "priority",   "is_active",    "created_at", "updated_at",       NULL};
+    "id",       "slug",      "name",        "event_type",   "conditions",
+    "points",   "category",  "max_per_day", "max_per_lead", "expires_after_days",
+    "priority", "is_active", "created_at",  "updated_at",   NULL};
 static const char *const intent_cols[] = {
-    "id",     "slug",         "intent",    "event_type", "conditions", "points",
+    "id",           "slug",      "intent",     "event_type", "conditions", "points",
     "max_per_lead", "is_active", "created_at", "updated_at", NULL};
 
 static const struct rule_kind score_kind = {
@@ -162,8 +162,7 @@ static int set_column(struct lf_conn *c, const struct rule_kind *k, const char *
                       const char *id, const char *col, json_t *v, struct lf_err *err)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "UPDATE %s SET %s = ? WHERE tenant_id = ? AND id = ?", k->table,
-             col);
+    snprintf(sql, sizeof sql, "UPDATE %s SET %s = ? WHERE tenant_id = ? AND id = ?", k->table, col);
     if (json_is_null(v)) return lf_db_run(c, err, sql, "nss", tenant, id);
     if (json_is_boolean(v)) return lf_db_run(c, err, sql, "iss", json_is_true(v), tenant, id);
     if (json_is_integer(v))
@@ -271,8 +270,10 @@ static void delete_rule(struct lf_req *r, const struct rule_kind *k)
              k->table);
     int rc = lf_db_begin(c);
     if (rc == 0) rc = lf_db_run(c, &err, sql, "sss", r->auth.tenant_id, r->params[0], r->params[0]);
-    if (rc > 0) rc = lf_rules_bump(c, r->auth.tenant_id);
-    else if (rc == 0) rc = lf_err_set(&err, -LF_ENOTFOUND, "no %s %s", k->what, r->params[0]);
+    if (rc > 0)
+        rc = lf_rules_bump(c, r->auth.tenant_id);
+    else if (rc == 0)
+        rc = lf_err_set(&err, -LF_ENOTFOUND, "no %s %s", k->what, r->params[0]);
     if (rc == 0)
         rc = lf_db_commit(c);
     else
@@ -286,11 +287,26 @@ static void delete_rule(struct lf_req *r, const struct rule_kind *k)
 }
 
 #define RULE_HANDLERS(prefix, kind)                                                                \
-    static void prefix##_list(struct lf_req *r) { list_rules(r, &kind); }                          \
-    static void prefix##_get(struct lf_req *r) { get_rule(r, &kind); }                             \
-    static void prefix##_create(struct lf_req *r) { save_rule(r, &kind, 1); }                      \
-    static void prefix##_patch(struct lf_req *r) { save_rule(r, &kind, 0); }                       \
-    static void prefix##_delete(struct lf_req *r) { delete_rule(r, &kind); }
+    static void prefix##_list(struct lf_req *r)                                                    \
+    {                                                                                              \
+        list_rules(r, &kind);                                                                      \
+    }                                                                                              \
+    static void prefix##_get(struct lf_req *r)                                                     \
+    {                                                                                              \
+        get_rule(r, &kind);                                                                        \
+    }                                                                                              \
+    static void prefix##_create(struct lf_req *r)                                                  \
+    {                                                                                              \
+        save_rule(r, &kind, 1);                                                                    \
+    }                                                                                              \
+    static void prefix##_patch(struct lf_req *r)                                                   \
+    {                                                                                              \
+        save_rule(r, &kind, 0);                                                                    \
+    }                                                                                              \
+    static void prefix##_delete(struct lf_req *r)                                                  \
+    {                                                                                              \
+        delete_rule(r, &kind);                                                                     \
+    }
 
 RULE_HANDLERS(score, score_kind)
 RULE_HANDLERS(intent, intent_kind)
@@ -335,11 +351,10 @@ static void backtest(struct lf_req *r)
     int rc = st ? lf_stmt_bind(st, "sss", tenant, r->params[0], r->params[0]) : -LF_EINTERNAL;
     if (rc == 0) rc = lf_stmt_step(st);
     if (rc == LF_DB_ROW)
-        rc = lf_score_rule_compile(&rule, lf_stmt_text(st, 0), lf_stmt_text(st, 1),
-                                   lf_stmt_text(st, 2), lf_stmt_text(st, 3),
-                                   (int)lf_stmt_int(st, 4), lf_stmt_text(st, 5),
-                                   (int)lf_stmt_int(st, 6), (int)lf_stmt_int(st, 7),
-                                   (int)lf_stmt_int(st, 8), &err);
+        rc = lf_score_rule_compile(
+            &rule, lf_stmt_text(st, 0), lf_stmt_text(st, 1), lf_stmt_text(st, 2),
+            lf_stmt_text(st, 3), (int)lf_stmt_int(st, 4), lf_stmt_text(st, 5),
+            (int)lf_stmt_int(st, 6), (int)lf_stmt_int(st, 7), (int)lf_stmt_int(st, 8), &err);
     else if (rc == LF_DB_DONE)
         rc = lf_err_set(&err, -LF_ENOTFOUND, "no scoring rule %s", r->params[0]);
     if (st) lf_stmt_done(st);
@@ -417,11 +432,11 @@ static void backtest(struct lf_req *r)
     if (rc >= 0) {
         char a[LF_TIME_BUFSZ], b[LF_TIME_BUFSZ];
         json_t *o = json_pack(
-            "{s:{s:s, s:s}, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "rule", "id", rule.id,
-            "slug", rule.slug, "since", lf_time_format(since, a, sizeof a), "until",
+            "{s:{s:s, s:s}, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "rule", "id", rule.id, "slug",
+            rule.slug, "since", lf_time_format(since, a, sizeof a), "until",
             lf_time_format(until, b, sizeof b), "events_scanned", (json_int_t)scanned,
-            "events_matched", (json_int_t)matched, "events_capped", (json_int_t)capped,
-            "leads", (json_int_t)leads, "points", (json_int_t)points, "truncated", truncated);
+            "events_matched", (json_int_t)matched, "events_capped", (json_int_t)capped, "leads",
+            (json_int_t)leads, "points", (json_int_t)points, "truncated", truncated);
         lf_reply_json(r, 200, o);
     } else {
         lf_reply_error(r, rc, &err);
@@ -470,16 +485,16 @@ static void lead_score(struct lf_req *r)
     rc = st ? lf_stmt_bind(st, "ssi", tenant, live, SCORE_ROWS_MAX + 1) : -LF_EINTERNAL;
     while (rc >= 0 && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
         if (++n > SCORE_ROWS_MAX) break;
-        json_t *row = json_pack(
-            "{s:s, s:{s:s, s:o, s:o}, s:{s:s, s:o}, s:s, s:i, s:o, s:o, s:o, s:o}", "id",
-            lf_stmt_text(st, 0), "rule", "id", lf_stmt_text(st, 1), "slug",
-            lf_json_text(lf_stmt_text(st, 2)), "name", lf_json_text(lf_stmt_text(st, 3)),
-            "event", "id", lf_stmt_text(st, 4), "type", lf_json_text(lf_stmt_text(st, 5)),
-            "category", lf_stmt_text(st, 6), "points", (int)lf_stmt_int(st, 7), "occurred_at",
-            lf_json_time(lf_stmt_int(st, 8), lf_stmt_isnull(st, 8)), "scored_at",
-            lf_json_time(lf_stmt_int(st, 9), 0), "expires_at",
-            lf_json_time(lf_stmt_int(st, 10), lf_stmt_isnull(st, 10)), "expired_at",
-            lf_json_time(lf_stmt_int(st, 11), lf_stmt_isnull(st, 11)));
+        json_t *row =
+            json_pack("{s:s, s:{s:s, s:o, s:o}, s:{s:s, s:o}, s:s, s:i, s:o, s:o, s:o, s:o}", "id",
+                      lf_stmt_text(st, 0), "rule", "id", lf_stmt_text(st, 1), "slug",
+                      lf_json_text(lf_stmt_text(st, 2)), "name", lf_json_text(lf_stmt_text(st, 3)),
+                      "event", "id", lf_stmt_text(st, 4), "type", lf_json_text(lf_stmt_text(st, 5)),
+                      "category", lf_stmt_text(st, 6), "points", (int)lf_stmt_int(st, 7),
+                      "occurred_at", lf_json_time(lf_stmt_int(st, 8), lf_stmt_isnull(st, 8)),
+                      "scored_at", lf_json_time(lf_stmt_int(st, 9), 0), "expires_at",
+                      lf_json_time(lf_stmt_int(st, 10), lf_stmt_isnull(st, 10)), "expired_at",
+                      lf_json_time(lf_stmt_int(st, 11), lf_stmt_isnull(st, 11)));
         if (!lf_stmt_isnull(st, 11)) {
             json_array_append_new(expired, row);
             continue;
@@ -522,16 +537,14 @@ const struct lf_route lf_scoring_routes[] = {
     {"POST", "/api/v1/scoring/rules", score_create, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 1, 0, 0},
     {"GET", "/api/v1/scoring/rules/{id}", score_get, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
     {"PATCH", "/api/v1/scoring/rules/{id}", score_patch, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 1, 0, 0},
-    {"DELETE", "/api/v1/scoring/rules/{id}", score_delete, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0,
-     0},
+    {"DELETE", "/api/v1/scoring/rules/{id}", score_delete, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0, 0},
     {"POST", "/api/v1/scoring/rules/{id}/backtest", backtest, LF_AUTH_TOKEN, LF_ROLES_READ, 1, 0,
      0},
     {"GET", "/api/v1/intent/rules", intent_list, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
     {"POST", "/api/v1/intent/rules", intent_create, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 1, 0, 0},
     {"GET", "/api/v1/intent/rules/{id}", intent_get, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
     {"PATCH", "/api/v1/intent/rules/{id}", intent_patch, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 1, 0, 0},
-    {"DELETE", "/api/v1/intent/rules/{id}", intent_delete, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0,
-     0},
+    {"DELETE", "/api/v1/intent/rules/{id}", intent_delete, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0, 0},
     {"GET", "/api/v1/leads/{id}/score", lead_score, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
     {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };

@@ -71,9 +71,9 @@ int lf_intent_recompute(struct lf_conn *c, const char *tenant_id, const char *le
     int changed = (primary == NULL) != (previous == NULL) ||
                   (primary && previous && strcmp(primary, previous) != 0);
     if (rc >= 0 && changed && primary) {
-        json_t *data = json_pack("{s:s, s:i, s:o, s:O}", "intent", primary, "confidence",
-                                 confidence, "previous_intent", lf_json_text(previous), "summary",
-                                 summary);
+        json_t *data =
+            json_pack("{s:s, s:i, s:o, s:O}", "intent", primary, "confidence", confidence,
+                      "previous_intent", lf_json_text(previous), "summary", summary);
         rc = lf_emit(c, tenant_id, "lead.intent_detected", lead_id, cause, data, now);
         json_decref(data);
     }
@@ -120,8 +120,8 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     }
     if (rc >= 0 && json_array_size(added) > 0) {
         const char *prev = json_string_value(json_object_get(ev->lead_ctx, "primary_intent"));
-        rc = lf_intent_recompute(ctx->conn, ev->tenant_id, ev->lead_id, &rs->settings, prev,
-                                 ev->id, ctx->now);
+        rc = lf_intent_recompute(ctx->conn, ev->tenant_id, ev->lead_id, &rs->settings, prev, ev->id,
+                                 ctx->now);
         json_object_set_new(ev->result, "intent", json_pack("{s:O}", "rules", added));
     }
     json_decref(added);

@@ -89,8 +89,7 @@ static int int_setting(json_t *obj, const char *key, int def)
     return json_is_integer(v) ? (int)json_integer_value(v) : def;
 }
 
-void lf_score_settings_load(struct lf_conn *c, const char *tenant_id,
-                            struct lf_score_settings *out)
+void lf_score_settings_load(struct lf_conn *c, const char *tenant_id, struct lf_score_settings *out)
 {
     json_t *scoring = lf_settings_get(c, tenant_id, "scoring");
     json_t *intent = lf_settings_get(c, tenant_id, "intent");
@@ -178,7 +177,8 @@ static void index_rules(struct lf_ruleset *rs)
     int cap = rs->nscore + rs->nintent;
     rs->types = lf_xcalloc((size_t)cap + 1, sizeof(char *));
     for (int i = 0; i < rs->nscore + rs->nintent; i++) {
-        const char *t = i < rs->nscore ? rs->score[i].event_type : rs->intent[i - rs->nscore].event_type;
+        const char *t =
+            i < rs->nscore ? rs->score[i].event_type : rs->intent[i - rs->nscore].event_type;
         if (strcmp(t, "*") == 0) continue;
         int seen = 0;
         for (int k = 0; k < rs->ntypes && !seen; k++) seen = strcmp(rs->types[k], t) == 0;
@@ -216,12 +216,12 @@ static int ruleset_load(struct lf_conn *c, const char *tenant_id, int64_t versio
     snprintf(rs->tenant_id, sizeof rs->tenant_id, "%s", tenant_id);
     rs->version = version;
     int rc = 0, cap = 0;
-    struct lf_stmt *st = lf_db_prepare(
-        c,
-        "SELECT id, slug, event_type, conditions, points, category, max_per_day,"
-        " max_per_lead, expires_after_days FROM scoring_rules WHERE tenant_id = ?"
-        " AND is_active = 1 ORDER BY priority, id",
-        err);
+    struct lf_stmt *st =
+        lf_db_prepare(c,
+                      "SELECT id, slug, event_type, conditions, points, category, max_per_day,"
+                      " max_per_lead, expires_after_days FROM scoring_rules WHERE tenant_id = ?"
+                      " AND is_active = 1 ORDER BY priority, id",
+                      err);
     if (st == NULL) rc = -LF_EINTERNAL;
     if (st) lf_stmt_bind(st, "s", tenant_id);
     while (rc == 0 && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
@@ -230,11 +230,10 @@ static int ruleset_load(struct lf_conn *c, const char *tenant_id, int64_t versio
             cap = cap ? 2 * cap : 32;
             rs->score = lf_xrealloc(rs->score, (size_t)cap * sizeof(*rs->score));
         }
-        if (lf_score_rule_compile(&rs->score[rs->nscore], lf_stmt_text(st, 0),
-                                  lf_stmt_text(st, 1), lf_stmt_text(st, 2), lf_stmt_text(st, 3),
-                                  (int)lf_stmt_int(st, 4), lf_stmt_text(st, 5),
-                                  (int)lf_stmt_int(st, 6), (int)lf_stmt_int(st, 7),
-                                  (int)lf_stmt_int(st, 8), NULL) == 0)
+        if (lf_score_rule_compile(&rs->score[rs->nscore], lf_stmt_text(st, 0), lf_stmt_text(st, 1),
+                                  lf_stmt_text(st, 2), lf_stmt_text(st, 3), (int)lf_stmt_int(st, 4),
+                                  lf_stmt_text(st, 5), (int)lf_stmt_int(st, 6),
+                                  (int)lf_stmt_int(st, 7), (int)lf_stmt_int(st, 8), NULL) == 0)
             rs->nscore++;
     }
     lf_stmt_done(st);
@@ -365,7 +364,8 @@ static int is_slug(const char *s)
     if (n == 0 || n > 63) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'))))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              (i > 0 && (c == '_' || c == '-'))))
             return 0;
     }
     return 1;
@@ -388,9 +388,8 @@ static const struct rule_key score_keys[] = {
 };
 
 static const struct rule_key intent_keys[] = {
-    {"slug", 's', 1},       {"intent", 'i', 1},       {"event_type", 't', 1},
-    {"conditions", 'c', 0}, {"points", 'P', 1},       {"max_per_lead", 'C', 0},
-    {"is_active", 'b', 0},  {NULL, 0, 0},
+    {"slug", 's', 1},   {"intent", 'i', 1},       {"event_type", 't', 1}, {"conditions", 'c', 0},
+    {"points", 'P', 1}, {"max_per_lead", 'C', 0}, {"is_active", 'b', 0},  {NULL, 0, 0},
 };
 
 static void allowed_keys(const struct rule_key *keys, char *out, size_t size)
@@ -424,8 +423,7 @@ static int check_rule(json_t *body, int creating, const struct rule_key *keys, s
         const char *s = json_string_value(v);
         switch (k->kind) {
         case 's':
-            if (!is_slug(s))
-                lf_err_field(err, key, "must be a slug: 1-63 of a-z, 0-9, '_', '-'");
+            if (!is_slug(s)) lf_err_field(err, key, "must be a slug: 1-63 of a-z, 0-9, '_', '-'");
             break;
         case 'i':
             if (!is_slug(s))

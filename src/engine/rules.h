@@ -43,10 +43,10 @@ struct lf_intent_rule {
 
 /* The settings the stages read, with the defaults of DESIGN §5 where unset. */
 struct lf_score_settings {
-    int mql_threshold;      /* scoring.mql_threshold, 40 */
-    int hot_threshold;      /* scoring.hot_threshold, 80 */
-    int hot_rearm_margin;   /* scoring.hot_rearm_margin, 10 */
-    int intent_window_days; /* intent.window_days, 180 */
+    int mql_threshold;       /* scoring.mql_threshold, 40 */
+    int hot_threshold;       /* scoring.hot_threshold, 80 */
+    int hot_rearm_margin;    /* scoring.hot_rearm_margin, 10 */
+    int intent_window_days;  /* intent.window_days, 180 */
     int intent_min_evidence; /* intent.min_evidence, 30 */
     json_t *tiers;           /* the "tiers" setting (owned), NULL for the defaults */
 };

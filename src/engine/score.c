@@ -173,11 +173,11 @@ int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_i
                        "siIss", lifecycle, armed, now, tenant_id, lead_id);
     if (rc >= 0 && ch->new_total != ch->old_total) {
         json_t *tiers = s->tiers;
-        json_t *data = json_pack(
-            "{s:i, s:i, s:i, s:s, s:s, s:s}", "score", ch->new_total, "previous_score",
-            ch->old_total, "delta", ch->new_total - ch->old_total, "tier",
-            lf_tier_of(ch->new_total, tiers), "previous_tier", lf_tier_of(ch->old_total, tiers),
-            "reason", ch->reason);
+        json_t *data =
+            json_pack("{s:i, s:i, s:i, s:s, s:s, s:s}", "score", ch->new_total, "previous_score",
+                      ch->old_total, "delta", ch->new_total - ch->old_total, "tier",
+                      lf_tier_of(ch->new_total, tiers), "previous_tier",
+                      lf_tier_of(ch->old_total, tiers), "reason", ch->reason);
         if (ch->rules) json_object_set(data, "rules", ch->rules);
         rc = lf_emit(c, tenant_id, "lead.scored", lead_id, cause, data, now);
         json_decref(data);
@@ -204,13 +204,13 @@ int lf_score_recompute(struct lf_conn *c, const char *tenant_id, const char *lea
                    " AND expires_at <= ? AND expired_at IS NULL",
                    "IssI", now, tenant_id, lead_id, now);
     int sums[LF_CAT_COUNT] = {0};
-    struct lf_stmt *st =
-        rc < 0 ? NULL
-               : lf_db_prepare(c,
-                               "SELECT category, SUM(points) FROM score_history WHERE"
-                               " tenant_id = ? AND lead_id = ? AND expired_at IS NULL"
-                               " GROUP BY category",
-                               NULL);
+    struct lf_stmt *st = rc < 0
+                             ? NULL
+                             : lf_db_prepare(c,
+                                             "SELECT category, SUM(points) FROM score_history WHERE"
+                                             " tenant_id = ? AND lead_id = ? AND expired_at IS NULL"
+                                             " GROUP BY category",
+                                             NULL);
     if (rc >= 0 && st == NULL) rc = -LF_EINTERNAL;
     if (st) {
         lf_stmt_bind(st, "ss", tenant_id, lead_id);

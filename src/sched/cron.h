@@ -12,11 +12,11 @@
 #include <stdint.h>
 
 struct lf_cron {
-    uint64_t minutes; /* bit m: minute m (0..59) */
-    uint32_t hours;   /* bit h: 0..23 */
-    uint32_t days;    /* bit d: day of month 1..31 */
-    uint16_t months;  /* bit m: 1..12 */
-    uint8_t weekdays; /* bit w: 0..6, Sunday = 0 */
+    uint64_t minutes;                 /* bit m: minute m (0..59) */
+    uint32_t hours;                   /* bit h: 0..23 */
+    uint32_t days;                    /* bit d: day of month 1..31 */
+    uint16_t months;                  /* bit m: 1..12 */
+    uint8_t weekdays;                 /* bit w: 0..6, Sunday = 0 */
     uint8_t days_star, weekdays_star; /* the field began with `*` */
 };
 

@@ -51,10 +51,11 @@ static int claim(struct lf_app *app, const char *job, int64_t slot, const char *
 {
     struct lf_conn *c = lf_db_acquire(app->db, LF_DB_WRITE, err);
     if (c == NULL) return -LF_ESTORE;
-    int rc = lf_db_run(c, err,
-                       "INSERT INTO scheduler_runs (tenant_id, job, slot, node, started_at,"
-                       " trigger_kind) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job, slot) DO NOTHING",
-                       "ssIsIs", tenant, job, slot, app->node, now, kind);
+    int rc =
+        lf_db_run(c, err,
+                  "INSERT INTO scheduler_runs (tenant_id, job, slot, node, started_at,"
+                  " trigger_kind) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job, slot) DO NOTHING",
+                  "ssIsIs", tenant, job, slot, app->node, now, kind);
     lf_db_release(c);
     return rc;
 }
@@ -73,9 +74,8 @@ static int64_t previous_run(struct lf_app *app, const char *job, const char *ten
 }
 
 /* Runs the job for a claimed slot and records how it ended. */
-static int execute(struct lf_app *app, const struct lf_job *job, int64_t slot,
-                   const char *tenant, const _Atomic int *stop, json_t **result,
-                   struct lf_err *err)
+static int execute(struct lf_app *app, const struct lf_job *job, int64_t slot, const char *tenant,
+                   const _Atomic int *stop, json_t **result, struct lf_err *err)
 {
     static const _Atomic int never = 0;
     int64_t started = lf_now_ms(), t0 = lf_mono_us();
@@ -99,9 +99,10 @@ static int execute(struct lf_app *app, const struct lf_job *job, int64_t slot,
     char *text = lf_json_dump(run.result);
     struct lf_conn *c = lf_db_acquire(app->db, LF_DB_WRITE, NULL);
     if (c) {
-        lf_db_run(c, NULL,
-                  "UPDATE scheduler_runs SET finished_at = ?, result = ? WHERE job = ? AND slot = ?",
-                  "IssI", lf_now_ms(), text, job->name, slot);
+        lf_db_run(
+            c, NULL,
+            "UPDATE scheduler_runs SET finished_at = ?, result = ? WHERE job = ? AND slot = ?",
+            "IssI", lf_now_ms(), text, job->name, slot);
         lf_db_release(c);
     }
     free(text);

@@ -283,6 +283,12 @@ int lf_seed_tenant(struct lf_db *db, const char *slug, const char *name, char *t
     if (rc >= 0) rc = seed_list(c, "intent_rules.json", &intents, id, err);
     if (rc >= 0) rc = seed_list(c, "team.json", &team, id, err);
     if (rc >= 0) rc = seed_settings(c, id, err);
+    /* the engine's compiled rules of this tenant are stale from here (src/engine/rules.h) */
+    if (rc >= 0)
+        rc = lf_db_run(c, err,
+                       "INSERT INTO rule_versions (tenant_id, version) VALUES (?, 1)"
+                       " ON CONFLICT (tenant_id) DO UPDATE SET version = rule_versions.version + 1",
+                       "s", id);
     if (rc >= 0)
         rc = lf_db_commit(c);
     else

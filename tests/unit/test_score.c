@@ -15,7 +15,7 @@
 static void confidence(void **state)
 {
     /* round(100 * top / max(total, min_evidence)) */
-    assert_int_equal(lf_intent_confidence(20, 20, 30), 67);  /* 66.67 up */
+    assert_int_equal(lf_intent_confidence(20, 20, 30), 67); /* 66.67 up */
     assert_int_equal(lf_intent_confidence(15, 15, 30), 50);
     assert_int_equal(lf_intent_confidence(30, 30, 30), 100);
     assert_int_equal(lf_intent_confidence(40, 60, 30), 67);
@@ -23,7 +23,7 @@ static void confidence(void **state)
     assert_int_equal(lf_intent_confidence(1, 8, 0), 13);     /* 12.5 rounds half up */
     assert_int_equal(lf_intent_confidence(50, 100, 30), 50); /* total above min_evidence */
     assert_int_equal(lf_intent_confidence(0, 0, 30), 0);
-    assert_int_equal(lf_intent_confidence(5, 0, 0), 0); /* no evidence at all */
+    assert_int_equal(lf_intent_confidence(5, 0, 0), 0);        /* no evidence at all */
     assert_int_equal(lf_intent_confidence(200, 100, 30), 100); /* clamped */
     (void)state;
 }
@@ -46,8 +46,7 @@ static void primary_intent(void **state)
     assert_int_equal(total, 20);
     assert_string_equal(primary("{\"research\": 20, \"b2b\": 20}", &top, &total), "(none)");
     assert_int_equal(total, 40);
-    assert_string_equal(primary("{\"b2b\": 20, \"research\": 20, \"co\": 25}", &top, &total),
-                        "co");
+    assert_string_equal(primary("{\"b2b\": 20, \"research\": 20, \"co\": 25}", &top, &total), "co");
     assert_int_equal(top, 25);
     assert_string_equal(primary("{\"co\": 25, \"b2b\": 25, \"research\": 5}", &top, &total),
                         "(none)");
