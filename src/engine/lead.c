@@ -4,6 +4,7 @@
 #include "engine/lead.h"
 #include "engine/conditions.h"
 #include "engine/emit.h"
+#include "engine/score.h"
 #include "engine/settings.h"
 #include "core/crypto.h"
 #include "core/jsonx.h"
@@ -276,6 +277,26 @@ int lf_lead_resolve_id(struct lf_conn *c, const char *tenant_id, const char *id,
     " first_touch_source, first_touch_campaign, first_touch_at, last_touch_source,"                \
     " last_touch_campaign, last_touch_at, last_activity_at"
 
+/* The survivor of a merge holds both leads' score rows and intent signals now: its score
+ * and intent are derived again (which may make it hot or an MQL). */
+static int rescore(struct lf_conn *c, const char *tenant_id, const char *lead_id, const char *cause,
+                   int64_t now)
+{
+    int rc;
+    json_t *lead = lf_lead_context(c, tenant_id, lead_id, &rc);
+    if (lead == NULL) return rc < 0 ? rc : 0;
+    struct lf_score_settings s;
+    lf_score_settings_load(c, tenant_id, &s);
+    rc = lf_score_recompute(c, tenant_id, lead_id, &s, "merge", cause, now);
+    if (rc >= 0)
+        rc = lf_intent_recompute(c, tenant_id, lead_id, &s,
+                                 json_string_value(json_object_get(lead, "primary_intent")), cause,
+                                 now);
+    lf_score_settings_clear(&s);
+    json_decref(lead);
+    return rc < 0 ? rc : 0;
+}
+
 int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor, const char *loser,
                   const char *cause, int64_t now)
 {
@@ -375,7 +396,9 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
     free(fcmp);
     free(lsrc);
     free(lcmp);
-    if (rc >= 0) rc = lf_lead_recompute_scores(c, tenant_id, survivor, now);
+    char per_loser[160]; /* one event merging several leads emits one lead.merged each */
+    snprintf(per_loser, sizeof per_loser, "%s:%s", cause, loser);
+    if (rc >= 0) rc = rescore(c, tenant_id, survivor, per_loser, now);
     if (rc >= 0)
         rc = lf_db_run(
             c, NULL,
@@ -383,35 +406,9 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
             "sIss", survivor, now, tenant_id, loser);
     if (rc >= 0) {
         json_t *data = json_pack("{s:s, s:s}", "survivor_id", survivor, "merged_id", loser);
-        char per_loser[160]; /* one event merging several leads emits one lead.merged each */
-        snprintf(per_loser, sizeof per_loser, "%s:%s", cause, loser);
         rc = lf_emit(c, tenant_id, "lead.merged", survivor, per_loser, data, now);
         json_decref(data);
     }
-    return rc < 0 ? rc : 0;
-}
-
-/* Recomputes the category sums and total from unexpired score rows. */
-int lf_lead_recompute_scores(struct lf_conn *c, const char *tenant_id, const char *lead_id,
-                             int64_t now)
-{
-    int rc = lf_db_run(
-        c, NULL,
-        "UPDATE leads SET"
-        " demographic_score = (SELECT COALESCE(SUM(points), 0) FROM score_history WHERE"
-        " tenant_id = ? AND lead_id = ? AND category = 'demographic' AND expired_at IS NULL),"
-        " engagement_score = (SELECT COALESCE(SUM(points), 0) FROM score_history WHERE"
-        " tenant_id = ? AND lead_id = ? AND category = 'engagement' AND expired_at IS NULL),"
-        " behavior_score = (SELECT COALESCE(SUM(points), 0) FROM score_history WHERE"
-        " tenant_id = ? AND lead_id = ? AND category = 'behavior' AND expired_at IS NULL),"
-        " updated_at = ? WHERE tenant_id = ? AND id = ?",
-        "ssssssIss", tenant_id, lead_id, tenant_id, lead_id, tenant_id, lead_id, now, tenant_id,
-        lead_id);
-    if (rc >= 0)
-        rc = lf_db_run(c, NULL,
-                       "UPDATE leads SET total_score = demographic_score + engagement_score +"
-                       " behavior_score WHERE tenant_id = ? AND id = ?",
-                       "ss", tenant_id, lead_id);
     return rc < 0 ? rc : 0;
 }
 

@@ -77,10 +77,6 @@ void lf_email_hash(const char *email, char out[65]);
  * 0 when the tenant has no such lead, or negative. */
 int lf_lead_resolve_id(struct lf_conn *c, const char *tenant_id, const char *id, char out[40]);
 
-/* Recomputes the lead's category sums and total from its unexpired score rows. */
-int lf_lead_recompute_scores(struct lf_conn *c, const char *tenant_id, const char *lead_id,
-                             int64_t now);
-
 /* The lead as conditions read it (struct lf_cond_ctx): a flat object with every field of
  * LF_COND_LEAD_TEXT and LF_COND_LEAD_NUMBER, plus "hot_armed" (integer). NULL when missing
  * (*rc LF_DB_DONE) or on a store error (*rc negative). The caller owns the result. */

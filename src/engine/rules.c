@@ -439,6 +439,10 @@ static int check_rule(json_t *body, int creating, const struct rule_key *keys, s
                              "must be an event type (letters, digits, '_', '.', '-') or \"*\"");
             break;
         case 'c': {
+            if (!json_is_array(v)) {
+                lf_err_field(err, key, "must be a list of conditions ([] for none)");
+                break;
+            }
             struct lf_conds *conds = lf_conds_compile(v, "conditions", err);
             lf_conds_free(conds);
             break;

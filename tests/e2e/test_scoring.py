@@ -243,6 +243,7 @@ def test_intent_max_per_lead_and_conditions(tenant):
                               {"field": "lead.job_title", "op": "gt", "value": 3}]}]},
      "conditions[0].any[1].op"),
     ({"conditions": {"field": "source"}}, "conditions"),
+    ({"conditions": None}, "conditions"),
     ({"points": 0}, "points"),
     ({"points": "5"}, "points"),
     ({"category": "fame"}, "category"),
@@ -369,6 +370,7 @@ def test_score_tier_and_intent_reports(tenant):
 
 def test_score_of_a_merged_lead_answers_for_the_survivor(tenant):
     tenant.rule(event_type="page_view", points=2)
+    tenant.intent_rule(event_type="page_view", intent="research", points=10)
     a, b = uniq("m") + "@lab.example", uniq("m") + "@lab.example"
     ea = tenant.send("page_view", a)
     eb = tenant.send("page_view", b)
@@ -377,4 +379,7 @@ def test_score_of_a_merged_lead_answers_for_the_survivor(tenant):
     sc = tenant.get(f"/api/v1/leads/{eb['lead_id']}/score").json()
     assert sc["lead_id"] == ea["lead_id"] and sc["requested_id"] == eb["lead_id"]
     assert sc["total"] == 4
+    # the survivor's intent is derived again from both leads' signals
+    lead = tenant.lead(ea["lead_id"])
+    assert lead["intent"]["summary"] == {"research": 20} and lead["intent"]["confidence"] == 67
     problem(tenant.get(f"/api/v1/leads/{uuid.uuid4()}/score"), 404)
