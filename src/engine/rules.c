@@ -220,7 +220,7 @@ static int ruleset_load(struct lf_conn *c, const char *tenant_id, int64_t versio
         lf_db_prepare(c,
                       "SELECT id, slug, event_type, conditions, points, category, max_per_day,"
                       " max_per_lead, expires_after_days FROM scoring_rules WHERE tenant_id = ?"
-                      " AND is_active = 1 ORDER BY priority, id",
+                      " AND is_active = 1 ORDER BY priority, slug",
                       err);
     if (st == NULL) rc = -LF_EINTERNAL;
     if (st) lf_stmt_bind(st, "s", tenant_id);
@@ -351,9 +351,10 @@ static int is_type_name(const char *s)
     if (strcmp(s, "*") == 0) return 1;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '.' || ch == '-'))
-            return 0;
+        int alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && (i == 0 || (ch != '_' && ch != '.' && ch != '-' && ch != ':')))
+            return 0; /* as ingest takes them (src/api/events.c) */
     }
     return 1;
 }
@@ -435,8 +436,9 @@ static int check_rule(json_t *body, int creating, const struct rule_key *keys, s
             break;
         case 't':
             if (s == NULL || !is_type_name(s))
-                lf_err_field(err, key,
-                             "must be an event type (letters, digits, '_', '.', '-') or \"*\"");
+                lf_err_field(
+                    err, key,
+                    "must be an event type (letters, digits, '_', '.', '-', ':') or \"*\"");
             break;
         case 'c': {
             if (!json_is_array(v)) {

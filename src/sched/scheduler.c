@@ -12,7 +12,8 @@
  * by a crash keeps finished_at NULL and its slot is not retried.
  * `lock` and `cond` let lf_sched_stop wake the thread; `stop` is atomic because jobs poll it
  * between batches. Manual runs happen on the requesting thread; their claim row (trigger
- * 'manual', slot = the request time) keeps two identical requests in one millisecond apart. */
+ * 'manual', slot = minus the request time) keeps two identical requests in one millisecond
+ * apart, and never takes a scheduled slot's key. */
 #include "sched/scheduler.h"
 #include "sched/cron.h"
 #include "core/jsonx.h"
@@ -60,15 +61,28 @@ static int claim(struct lf_app *app, const char *job, int64_t slot, const char *
     return rc;
 }
 
+/* When the job last ran to the end without an error (epoch ms of its start), 0 when never:
+ * a failed or interrupted run does not count, so the next run covers its ground again. */
 static int64_t previous_run(struct lf_app *app, const char *job, const char *tenant)
 {
     int64_t since = 0;
     struct lf_conn *c = lf_db_acquire(app->db, LF_DB_READ, NULL);
     if (c == NULL) return 0;
-    lf_db_int(c, NULL, &since,
-              "SELECT COALESCE(MAX(started_at), 0) FROM scheduler_runs WHERE job = ?"
-              " AND tenant_id IN ('*', ?) AND finished_at IS NOT NULL",
-              "ss", job, tenant ? tenant : "*");
+    struct lf_stmt *st = lf_db_prepare(c,
+                                       "SELECT started_at, result FROM scheduler_runs"
+                                       " WHERE job = ? AND tenant_id IN ('*', ?)"
+                                       " AND finished_at IS NOT NULL ORDER BY started_at DESC"
+                                       " LIMIT 20",
+                                       NULL);
+    if (st) lf_stmt_bind(st, "ss", job, tenant ? tenant : "*");
+    while (st && since == 0 && lf_stmt_step(st) == LF_DB_ROW) {
+        json_t *result = lf_json_parse(lf_stmt_text(st, 1));
+        if (json_is_true(json_object_get(result, "ok")) &&
+            !json_is_true(json_object_get(result, "interrupted")))
+            since = lf_stmt_int(st, 0);
+        json_decref(result);
+    }
+    if (st) lf_stmt_done(st);
     lf_db_release(c);
     return since;
 }
@@ -123,13 +137,14 @@ int lf_sched_run_now(struct lf_app *app, const struct lf_job *job, const char *t
                      json_t **result, struct lf_err *err)
 {
     int64_t now = lf_now_ms();
-    int rc = claim(app, job->name, now, tenant_id, "manual", now, err);
+    /* a manual run's slot is minus its time, apart from the scheduled (whole-minute) slots */
+    int rc = claim(app, job->name, -now, tenant_id, "manual", now, err);
     if (rc == 0)
         return lf_err_set(err, -LF_ECONFLICT, "job %s was started in this very millisecond",
                           job->name);
     if (rc < 0) return rc;
     const _Atomic int *stop = app->sched ? &app->sched->stop : NULL;
-    return execute(app, job, now, tenant_id, stop, result, err);
+    return execute(app, job, -now, tenant_id, stop, result, err);
 }
 
 /* The newest scheduled slot recorded for a job, or -1. */
@@ -159,9 +174,9 @@ static void tick(struct lf_sched *s)
             s->last_slot[j] = newest >= 0 ? newest : slot;
         }
         if (slot <= s->last_slot[j]) continue;
-        s->last_slot[j] = slot;
         struct lf_err err = {0};
         int rc = claim(s->app, lf_jobs[j]->name, slot, "*", "schedule", now, &err);
+        if (rc >= 0) s->last_slot[j] = slot; /* a failed claim is tried again next second */
         if (rc == 1) execute(s->app, lf_jobs[j], slot, NULL, &s->stop, NULL, &err);
         lf_err_clear(&err);
     }

@@ -16,7 +16,7 @@ CREATE TABLE rule_versions (
     version   BIGINT NOT NULL
 );
 
--- 'schedule' for a cron slot, 'manual' for POST /scheduler/jobs/{job}/run (slot: the time
--- it was asked for).
+-- 'schedule' for a cron slot, 'manual' for POST /scheduler/jobs/{job}/run (slot: minus the
+-- time it was asked for, so it never takes a scheduled slot's key).
 ALTER TABLE scheduler_runs ADD COLUMN trigger_kind TEXT NOT NULL DEFAULT 'schedule';
 CREATE INDEX scheduler_runs_job ON scheduler_runs (job, started_at);
