@@ -117,8 +117,18 @@ static void list_rules(struct lf_req *r, const struct rule_kind *k)
     lf_query_text(&q, sql, r->auth.tenant_id);
     const char *type = lf_req_query(r, "event_type"), *active = lf_req_query(r, "is_active");
     const char *cat = lf_req_query(r, "category"), *intent = lf_req_query(r, "intent");
+    if (active && strcmp(active, "true") && strcmp(active, "false") && strcmp(active, "1") &&
+        strcmp(active, "0")) {
+        struct lf_err err = {0};
+        lf_err_field(&err, "is_active", "must be true or false");
+        lf_reply_error(r, err.code, &err);
+        lf_err_clear(&err);
+        lf_query_free(&q);
+        return;
+    }
     if (type) lf_query_text(&q, " AND event_type = ?", type);
-    if (active) lf_query_int(&q, " AND is_active = ?", strcmp(active, "false") != 0);
+    if (active)
+        lf_query_int(&q, " AND is_active = ?", !strcmp(active, "true") || !strcmp(active, "1"));
     if (cat && k == &score_kind) lf_query_text(&q, " AND category = ?", cat);
     if (intent && k == &intent_kind) lf_query_text(&q, " AND intent = ?", intent);
     lf_query_sql(&q, k->order);
@@ -369,7 +379,8 @@ static void backtest(struct lf_req *r)
     lf_query_int(&q, " AND origin = 'external' AND lead_id IS NOT NULL AND occurred_at >= ?",
                  since);
     lf_query_int(&q, " AND occurred_at < ?", until);
-    lf_query_int(&q, " ORDER BY occurred_at, id LIMIT ?", BACKTEST_MAX + 1);
+    /* by lead, so each lead's profile is read once; by time within a lead, for the caps */
+    lf_query_int(&q, " ORDER BY lead_id, occurred_at, id LIMIT ?", BACKTEST_MAX + 1);
     st = rc >= 0 ? lf_query_prepare(&q, c, &err) : NULL;
     if (rc >= 0 && st == NULL) rc = -LF_EINTERNAL;
 

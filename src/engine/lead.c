@@ -277,17 +277,42 @@ int lf_lead_resolve_id(struct lf_conn *c, const char *tenant_id, const char *id,
     " first_touch_source, first_touch_campaign, first_touch_at, last_touch_source,"                \
     " last_touch_campaign, last_touch_at, last_activity_at"
 
-/* The survivor of a merge holds both leads' score rows and intent signals now: its score
- * and intent are derived again (which may make it hot or an MQL). */
+/* The survivor of a merge holds both leads' score rows and intent signals now. Rows past a
+ * rule's caps (max_per_lead ever, max_per_day per UTC day; the oldest count) are taken out:
+ * score rows are marked expired, signals deleted. Then its score and intent are derived
+ * again (which may make it hot or an MQL). */
 static int rescore(struct lf_conn *c, const char *tenant_id, const char *lead_id, const char *cause,
                    int64_t now)
 {
     int rc;
     json_t *lead = lf_lead_context(c, tenant_id, lead_id, &rc);
     if (lead == NULL) return rc < 0 ? rc : 0;
+    rc = lf_db_run(
+        c, NULL,
+        "UPDATE score_history SET expired_at = ? WHERE tenant_id = ? AND expired_at IS NULL"
+        " AND id IN (SELECT id FROM (SELECT h.id AS id,"
+        " ROW_NUMBER() OVER (PARTITION BY h.rule_id ORDER BY h.occurred_at, h.id) AS n_lead,"
+        " ROW_NUMBER() OVER (PARTITION BY h.rule_id, h.occurred_at / 86400000"
+        " ORDER BY h.occurred_at, h.id) AS n_day, r.max_per_lead AS max_lead,"
+        " r.max_per_day AS max_day FROM score_history h JOIN scoring_rules r"
+        " ON r.tenant_id = h.tenant_id AND r.id = h.rule_id"
+        " WHERE h.tenant_id = ? AND h.lead_id = ?) AS ranked"
+        " WHERE (max_lead IS NOT NULL AND n_lead > max_lead)"
+        " OR (max_day IS NOT NULL AND n_day > max_day))",
+        "Isss", now, tenant_id, tenant_id, lead_id);
+    if (rc >= 0)
+        rc = lf_db_run(c, NULL,
+                       "DELETE FROM intent_signals WHERE tenant_id = ? AND id IN (SELECT id FROM"
+                       " (SELECT s.id AS id, ROW_NUMBER() OVER (PARTITION BY s.rule_id"
+                       " ORDER BY s.detected_at, s.id) AS n, r.max_per_lead AS m"
+                       " FROM intent_signals s JOIN intent_rules r ON r.tenant_id = s.tenant_id"
+                       " AND r.id = s.rule_id WHERE s.tenant_id = ? AND s.lead_id = ?) AS ranked"
+                       " WHERE m IS NOT NULL AND n > m)",
+                       "sss", tenant_id, tenant_id, lead_id);
     struct lf_score_settings s;
     lf_score_settings_load(c, tenant_id, &s);
-    rc = lf_score_recompute(c, tenant_id, lead_id, &s, "merge", cause, now);
+    if (rc >= 0)
+        rc = lf_score_recompute(c, tenant_id, lead_id, &s, "merge", cause, now, NULL, NULL, NULL);
     if (rc >= 0)
         rc = lf_intent_recompute(c, tenant_id, lead_id, &s,
                                  json_string_value(json_object_get(lead, "primary_intent")), cause,
@@ -520,10 +545,11 @@ json_t *lf_lead_json(struct lf_conn *c, const char *tenant_id, const char *id, i
 }
 
 /* The columns of lf_lead_context, in the order of ctx_names (text ones first). */
-static const char *const ctx_names[] = {LF_COND_LEAD_TEXT, LF_COND_LEAD_NUMBER, "hot_armed"};
+static const char *const ctx_names[] = {LF_COND_LEAD_TEXT, LF_COND_LEAD_NUMBER, "hot_armed",
+                                        "score_expires_at"};
 #define NCTX_TEXT 17
 #define NCTX      (sizeof ctx_names / sizeof ctx_names[0])
-_Static_assert(NCTX == NCTX_TEXT + 5 + 1, "lf_lead_context's SELECT lists every field");
+_Static_assert(NCTX == NCTX_TEXT + 5 + 2, "lf_lead_context's SELECT lists every field");
 
 json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc)
 {
@@ -532,7 +558,7 @@ json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id
         " lifecycle_stage, routing_status, pipeline_id, organization_id, primary_intent,"
         " first_touch_source, first_touch_campaign, last_touch_source, last_touch_campaign,"
         " total_score, demographic_score, engagement_score, behavior_score, intent_confidence,"
-        " hot_armed FROM leads WHERE tenant_id = ? AND id = ?";
+        " hot_armed, score_expires_at FROM leads WHERE tenant_id = ? AND id = ?";
     struct lf_stmt *st = lf_db_prepare(c, sql, NULL);
     if (st == NULL) {
         *rc = -LF_EINTERNAL;
@@ -544,8 +570,9 @@ json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id
         o = json_object();
         for (int i = 0; i < (int)NCTX; i++)
             json_object_set_new(o, ctx_names[i],
-                                i < NCTX_TEXT ? lf_json_text(lf_stmt_text(st, i))
-                                              : json_integer(lf_stmt_int(st, i)));
+                                i < NCTX_TEXT           ? lf_json_text(lf_stmt_text(st, i))
+                                : lf_stmt_isnull(st, i) ? json_null()
+                                                        : json_integer(lf_stmt_int(st, i)));
     }
     lf_stmt_done(st);
     return o;

@@ -359,10 +359,13 @@ static int is_type_name(const char *s)
     return 1;
 }
 
+/* A slug: 1-63 of [a-z0-9_-], starting with a letter or digit, and not shaped like a UUID
+ * (rules are looked up by id or slug, so a slug may never read as another rule's id). */
 static int is_slug(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > 63) return 0;
+    if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-') return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

@@ -94,6 +94,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
 
     int64_t at = ev->occurred_at < ctx->now ? ev->occurred_at : ctx->now;
     int delta[LF_CAT_COUNT] = {0}, total = 0;
+    int64_t next_expiry = -1; /* the earliest expiry among the rows added */
     json_t *applied = json_array(), *skipped = json_object();
     for (int k = 0; k < list->n && rc >= 0; k++) {
         const struct lf_score_rule *r = &rs->score[list->idx[k]];
@@ -104,44 +105,57 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
             delta[r->category] += r->points;
             total += r->points;
             json_array_append_new(applied, json_string(r->slug));
+            int64_t exp = r->expires_after_days ? at + r->expires_after_days * LF_DAY_MS : -1;
+            if (exp >= 0 && (next_expiry < 0 || exp < next_expiry)) next_expiry = exp;
         } else if (rc == 2) {
             json_object_set_new(skipped, r->slug, json_string("expired"));
         } else if (rc == 0) {
             json_object_set_new(skipped, r->slug, json_string(why));
         }
     }
-    if (rc >= 0 && json_array_size(applied) > 0) {
+    json_t *stored_expiry = json_object_get(ev->lead_ctx, "score_expires_at");
+    int due = json_is_integer(stored_expiry) && json_integer_value(stored_expiry) <= ctx->now;
+    int old = ctx_int(ev->lead_ctx, "total_score"), now_total = old, hot = 0;
+    if (rc >= 0 && due) {
+        /* some of the lead's points expired since they were summed: sum the rows again */
+        rc = lf_score_recompute(ctx->conn, ev->tenant_id, ev->lead_id, &rs->settings,
+                                json_array_size(applied) ? "event" : "expiry", ev->id, ctx->now,
+                                applied, &now_total, &hot);
+    } else if (rc >= 0 && json_array_size(applied) > 0) {
         rc = lf_db_run(ctx->conn, NULL,
                        "UPDATE leads SET demographic_score = demographic_score + ?,"
                        " engagement_score = engagement_score + ?,"
                        " behavior_score = behavior_score + ?, total_score = total_score + ?,"
-                       " updated_at = ? WHERE tenant_id = ? AND id = ?",
-                       "iiiiIss", delta[0], delta[1], delta[2], total, ctx->now, ev->tenant_id,
-                       ev->lead_id);
-        int old = ctx_int(ev->lead_ctx, "total_score");
+                       " score_expires_at = CASE WHEN ? < 0 THEN score_expires_at"
+                       " WHEN score_expires_at IS NULL OR score_expires_at > ? THEN ?"
+                       " ELSE score_expires_at END, updated_at = ? WHERE tenant_id = ? AND id = ?",
+                       "iiiiIIIIss", delta[0], delta[1], delta[2], total, next_expiry, next_expiry,
+                       next_expiry, ctx->now, ev->tenant_id, ev->lead_id);
+        now_total = old + total;
         struct lf_score_change ch = {
             .old_total = old,
-            .new_total = old + total,
+            .new_total = now_total,
             .hot_armed = ctx_int(ev->lead_ctx, "hot_armed"),
             .lifecycle = json_string_value(json_object_get(ev->lead_ctx, "lifecycle_stage")),
             .reason = "event",
             .rules = applied,
         };
-        int hot = 0;
         if (rc >= 0)
             rc = lf_score_settle(ctx->conn, ev->tenant_id, ev->lead_id, &ch, &rs->settings, ev->id,
                                  ctx->now, &hot);
-        /* later stages read the lead as it is now */
-        static const char *const cats[] = {"demographic_score", "engagement_score",
-                                           "behavior_score"};
-        for (int i = 0; i < LF_CAT_COUNT; i++)
-            json_object_set_new(ev->lead_ctx, cats[i],
-                                json_integer(ctx_int(ev->lead_ctx, cats[i]) + delta[i]));
-        json_object_set_new(ev->lead_ctx, "total_score", json_integer(old + total));
-        json_object_set_new(ev->result, "score",
-                            json_pack("{s:i, s:i, s:O, s:b}", "points", total, "total", old + total,
-                                      "rules", applied, "hot", hot));
     }
+    if (rc >= 0 && (due || json_array_size(applied) > 0)) {
+        /* later stages read the lead as it is now */
+        json_t *fresh = lf_lead_context(ctx->conn, ev->tenant_id, ev->lead_id, &rc);
+        if (fresh) {
+            json_decref(ev->lead_ctx);
+            ev->lead_ctx = fresh;
+        }
+    }
+    if (rc >= 0 && json_array_size(applied) > 0)
+        json_object_set_new(ev->result, "score",
+                            json_pack("{s:i, s:i, s:O, s:b}", "points", total, "total", now_total,
+                                      "rules", applied, "hot", hot));
     if (rc >= 0 && json_object_size(skipped) > 0)
         json_object_set(ev->result, "score_skipped", skipped);
     json_decref(applied);
@@ -163,7 +177,7 @@ int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_i
     if (armed && ch->new_total >= s->hot_threshold) {
         armed = 0;
         fired = 1;
-    } else if (!armed && ch->new_total < s->hot_threshold - s->hot_rearm_margin) {
+    } else if (!armed && ch->new_total <= s->hot_threshold - s->hot_rearm_margin) {
         armed = 1;
     }
     if (lifecycle != ch->lifecycle || armed != ch->hot_armed)
@@ -194,7 +208,7 @@ int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_i
 
 int lf_score_recompute(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                        const struct lf_score_settings *s, const char *reason, const char *cause,
-                       int64_t now)
+                       int64_t now, json_t *rules, int *total_out, int *hot)
 {
     int rc;
     json_t *lead = lf_lead_context(c, tenant_id, lead_id, &rc);
@@ -204,39 +218,44 @@ int lf_score_recompute(struct lf_conn *c, const char *tenant_id, const char *lea
                    " AND expires_at <= ? AND expired_at IS NULL",
                    "IssI", now, tenant_id, lead_id, now);
     int sums[LF_CAT_COUNT] = {0};
-    struct lf_stmt *st = rc < 0
-                             ? NULL
-                             : lf_db_prepare(c,
-                                             "SELECT category, SUM(points) FROM score_history WHERE"
-                                             " tenant_id = ? AND lead_id = ? AND expired_at IS NULL"
-                                             " GROUP BY category",
-                                             NULL);
+    int64_t next_expiry = -1;
+    struct lf_stmt *st =
+        rc < 0 ? NULL
+               : lf_db_prepare(c,
+                               "SELECT category, SUM(points), MIN(expires_at) FROM score_history"
+                               " WHERE tenant_id = ? AND lead_id = ? AND expired_at IS NULL"
+                               " GROUP BY category",
+                               NULL);
     if (rc >= 0 && st == NULL) rc = -LF_EINTERNAL;
     if (st) {
         lf_stmt_bind(st, "ss", tenant_id, lead_id);
         while ((rc = lf_stmt_step(st)) == LF_DB_ROW) {
             int cat = lf_category_parse(lf_stmt_text(st, 0));
             if (cat >= 0) sums[cat] = (int)lf_stmt_int(st, 1);
+            int64_t exp = lf_stmt_isnull(st, 2) ? -1 : lf_stmt_int(st, 2);
+            if (exp >= 0 && (next_expiry < 0 || exp < next_expiry)) next_expiry = exp;
         }
         lf_stmt_done(st);
     }
     int total = sums[0] + sums[1] + sums[2];
     int old = ctx_int(lead, "total_score");
-    if (rc >= 0 && (total != old || sums[0] != ctx_int(lead, "demographic_score") ||
-                    sums[1] != ctx_int(lead, "engagement_score")))
+    if (rc >= 0)
         rc = lf_db_run(c, NULL,
                        "UPDATE leads SET demographic_score = ?, engagement_score = ?,"
-                       " behavior_score = ?, total_score = ?, updated_at = ?"
+                       " behavior_score = ?, total_score = ?, score_expires_at = ?, updated_at = ?"
                        " WHERE tenant_id = ? AND id = ?",
-                       "iiiiIss", sums[0], sums[1], sums[2], total, now, tenant_id, lead_id);
+                       "iiiiNIss", sums[0], sums[1], sums[2], total, next_expiry, now, tenant_id,
+                       lead_id);
     struct lf_score_change ch = {
         .old_total = old,
         .new_total = total,
         .hot_armed = ctx_int(lead, "hot_armed"),
         .lifecycle = json_string_value(json_object_get(lead, "lifecycle_stage")),
         .reason = reason,
+        .rules = rules,
     };
-    if (rc >= 0) rc = lf_score_settle(c, tenant_id, lead_id, &ch, s, cause, now, NULL);
+    if (rc >= 0) rc = lf_score_settle(c, tenant_id, lead_id, &ch, s, cause, now, hot);
     json_decref(lead);
+    if (total_out) *total_out = total;
     return rc < 0 ? rc : total != old;
 }

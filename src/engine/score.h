@@ -21,19 +21,21 @@ struct lf_score_change {
 
 /* Settles what follows from a lead's new total (already stored): lifecycle subscriber|lead ->
  * mql at the MQL threshold; lead.hot when the total reaches the hot threshold while armed
- * (then disarmed); re-armed once the total is hot_rearm_margin below it; lead.scored when
+ * (then disarmed); re-armed once the total is hot_rearm_margin (or more) below it; lead.scored when
  * the total changed. cause makes the emitted events' keys (an event id, "decay:<run>"). Sets
  * *hot to 1 when lead.hot was emitted (hot may be NULL). Returns 0 or a negative code. */
 int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                     const struct lf_score_change *ch, const struct lf_score_settings *s,
                     const char *cause, int64_t now, int *hot);
 
-/* Recomputes a lead's category sums and total from its unexpired score rows (marking rows
- * past expires_at expired first), then settles the change. Returns 1 when the total changed,
- * 0 when not, or a negative code. */
+/* Recomputes a lead's category sums, total and score_expires_at from its unexpired score
+ * rows (marking rows past expires_at expired first), then settles the change (rules, may be
+ * NULL, are named in lead.scored). Sets *total_out to the new total and *hot as
+ * lf_score_settle does (both may be NULL). Returns 1 when the total changed, 0 when not, or
+ * a negative code. */
 int lf_score_recompute(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                        const struct lf_score_settings *s, const char *reason, const char *cause,
-                       int64_t now);
+                       int64_t now, json_t *rules, int *total_out, int *hot);
 
 /* intent_confidence = round(100 * top / max(total, min_evidence)), clamped to 0..100. */
 int lf_intent_confidence(int top, int total, int min_evidence);

@@ -57,7 +57,8 @@ static int expire_tenant(struct lf_job_run *run, const char *tenant,
                                  " AND lead_id = ? AND expires_at <= ? AND expired_at IS NULL",
                                  "IssI", run->now, tenant, ids[i], run->now);
             rc = rows < 0 ? rows
-                          : lf_score_recompute(c, tenant, ids[i], s, "decay", run->cause, run->now);
+                          : lf_score_recompute(c, tenant, ids[i], s, "decay", run->cause, run->now,
+                                               NULL, NULL, NULL);
             if (rc >= 0) {
                 k->rows_expired += rows;
                 k->leads_rescored++;

@@ -177,6 +177,9 @@ static void tick(struct lf_sched *s)
         struct lf_err err = {0};
         int rc = claim(s->app, lf_jobs[j]->name, slot, "*", "schedule", now, &err);
         if (rc >= 0) s->last_slot[j] = slot; /* a failed claim is tried again next second */
+        if (rc < 0)
+            lf_log_warn("job slot not claimed", "{s:s, s:s}", "job", lf_jobs[j]->name, "error",
+                        err.msg[0] ? err.msg : lf_strerror(rc));
         if (rc == 1) execute(s->app, lf_jobs[j], slot, NULL, &s->stop, NULL, &err);
         lf_err_clear(&err);
     }

@@ -170,23 +170,51 @@ def test_replaying_an_event_adds_no_points(tenant):
 
 def test_hot_lead_fires_once_and_rearms_ten_below(tenant):
     tenant.rule(event_type="page_view", points=50)
-    tenant.rule(event_type="unsubscribe", points=-30, category="behavior")
+    tenant.rule(event_type="unsubscribe", points=-25, category="behavior")
+    tenant.rule(event_type="bounce", points=-5, category="behavior")
     email = uniq("hot") + "@lab.example"
     steps = ["page_view", "page_view",  # 50, 100: hot (1)
-             "unsubscribe",  # 70: not 10 below 80, still disarmed
-             "page_view",  # 120: no second alert
-             "unsubscribe", "unsubscribe",  # 60: re-armed
-             "page_view"]  # 110: hot (2)
+             "unsubscribe",  # 75: not 10 below 80, still disarmed
+             "page_view",  # 125: no second alert
+             "unsubscribe", "unsubscribe", "bounce",  # 70: ten below, re-armed
+             "page_view",  # 120: hot (2)
+             "unsubscribe", "unsubscribe", "page_view"]  # 70 (re-armed), 120: hot (3)
     hot_flags = []
     for step in steps:
         ev = tenant.send(step, email)
         hot_flags.append(ev["result"].get("score", {}).get("hot", False))
-    assert hot_flags == [False, True, False, False, False, False, True]
+    assert hot_flags == [False, True, False, False, False, False, False, True, False, False, True]
     lead = tenant.lead(ev["lead_id"])
-    assert lead["score"]["total"] == 110 and lead["lifecycle_stage"] == "mql"
+    assert lead["score"]["total"] == 120 and lead["lifecycle_stage"] == "mql"
     hot = tenant.domain_events("lead.hot", ev["lead_id"])
-    assert len(hot) == 2
+    assert len(hot) == 3
     assert all(h["metadata"]["threshold"] == 80 for h in hot)
+
+
+def test_expired_points_never_count_even_before_the_decay_job(server, tenant):
+    tenant.rule(event_type="page_view", points=50, expires_after_days=1)
+    tenant.rule(event_type="download", points=35, category="behavior")
+    email = uniq("exp") + "@lab.example"
+    # three days ago: the 50 points expired two days ago; no decay job has run
+    first = tenant.send("page_view", email,
+                        occurred_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                  time.gmtime(time.time() - 3 * 86400 + 600)))
+    lead_id = first["lead_id"]
+    assert "expired" in first["result"]["score_skipped"].values()
+    # an event of today scoring 50 that expires tomorrow, then one scoring 35
+    ev = tenant.send("page_view", email)
+    assert tenant.lead(lead_id)["score"]["total"] == 50
+    db = sqlite3.connect(server.db)  # move that row's expiry into the past, as time would
+    db.execute("UPDATE score_history SET expires_at = 1 WHERE event_id = ?", (ev["id"],))
+    db.execute("UPDATE leads SET score_expires_at = 1 WHERE id = ?", (lead_id,))
+    db.commit()
+    db.close()
+    ev = tenant.send("download", email)
+    assert ev["result"]["score"]["total"] == 35 and ev["result"]["score"]["hot"] is False
+    lead = tenant.lead(lead_id)
+    assert lead["score"]["total"] == 35  # not 85: no lead.hot either
+    sc = tenant.get(f"/api/v1/leads/{lead_id}/score").json()
+    assert sc["total"] == 35 and len(sc["expired"]) == 2
 
 
 def test_lifecycle_moves_to_mql_at_the_threshold(tenant):
@@ -251,6 +279,7 @@ def test_intent_max_per_lead_and_conditions(tenant):
     ({"expires_after_days": -1}, "expires_after_days"),
     ({"event_type": "page view"}, "event_type"),
     ({"slug": "Bad Slug"}, "slug"),
+    ({"slug": "0193a0b1-7c2d-7e3f-8a4b-5c6d7e8f9a0b"}, "slug"),  # would read as an id
     ({"weight": 3}, "weight"),
 ])
 def test_invalid_scoring_rules_are_refused_naming_the_problem(tenant, body, field):
@@ -311,6 +340,11 @@ def test_intent_rule_validation_and_crud(tenant):
     assert got.status_code == 200 and got.json()["points"] == 12
     items = tenant.get("/api/v1/intent/rules", params={"intent": "research"}).json()["items"]
     assert [i["id"] for i in items] == [rule["id"]]
+    tenant.patch("/api/v1/intent/rules/paper", {"is_active": False})
+    assert tenant.get("/api/v1/intent/rules", params={"is_active": "0"}).json()["items"][0][
+        "id"] == rule["id"]
+    assert tenant.get("/api/v1/intent/rules", params={"is_active": "true"}).json()["items"] == []
+    problem(tenant.get("/api/v1/intent/rules", params={"is_active": "maybe"}), 400)
     assert tenant.delete("/api/v1/intent/rules/paper").status_code == 204
 
 
@@ -366,6 +400,28 @@ def test_score_tier_and_intent_reports(tenant):
                                    "bands": {"low": 0, "medium": 0, "high": 4}}]
     # a lead filter by tier agrees with the report
     assert len(tenant.get("/api/v1/leads", params={"tier": "warm"}).json()["items"]) == 3
+
+
+def test_a_merge_keeps_the_caps(tenant):
+    tenant.rule(event_type="*", points=15, category="demographic", max_per_lead=1,
+                conditions=[{"field": "lead.job_title", "op": "contains", "value": "head"}])
+    tenant.rule(event_type="page_view", points=1, max_per_day=2)
+    tenant.intent_rule(event_type="*", intent="b2b", points=10, max_per_lead=1)
+    a, b = uniq("ca") + "@lab.example", uniq("cb") + "@lab.example"
+    day = time.strftime("%Y-%m-%dT00:00:05Z", time.gmtime())  # inside the intent window
+    ea = tenant.send("page_view", a, occurred_at=day, job_title="Head of QA")
+    tenant.send("page_view", a, occurred_at=day)
+    eb = tenant.send("page_view", b, occurred_at=day, job_title="Head of IT")
+    tenant.send("page_view", b, occurred_at=day)
+    assert tenant.lead(ea["lead_id"])["score"]["total"] == 17
+    assert tenant.lead(eb["lead_id"])["score"]["total"] == 17
+    r = tenant.post(f"/api/v1/leads/{ea['lead_id']}/merge", {"other_id": eb["lead_id"]})
+    assert r.status_code == 200, r.text
+    lead = tenant.lead(ea["lead_id"])
+    # one title bonus (max_per_lead 1), two page views on that day (max_per_day 2)
+    assert lead["score"] == {"demographic": 15, "engagement": 2, "behavior": 0, "total": 17,
+                             "tier": "cold"}
+    assert lead["intent"]["summary"] == {"b2b": 10}
 
 
 def test_score_of_a_merged_lead_answers_for_the_survivor(tenant):

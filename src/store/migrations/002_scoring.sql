@@ -5,9 +5,16 @@
 ALTER TABLE score_history ADD COLUMN occurred_at BIGINT;
 UPDATE score_history SET occurred_at = created_at WHERE occurred_at IS NULL;
 CREATE INDEX score_history_caps ON score_history (tenant_id, lead_id, rule_id, occurred_at);
+-- The decay job looks for due rows per tenant; the index of 001 had no tenant and was not
+-- chosen for that query.
+DROP INDEX score_history_expiry;
+CREATE INDEX score_history_due ON score_history (tenant_id, expires_at)
+    WHERE expires_at IS NOT NULL AND expired_at IS NULL;
 
--- The decay job finds signals leaving the intent window by time.
-CREATE INDEX intent_signals_time ON intent_signals (detected_at);
+-- The earliest expires_at of the lead's unexpired score rows (NULL: none expire). The score
+-- stage adds points to the stored sums while this lies in the future, and recomputes them
+-- from the rows once it has passed, so expired points never count, decay job or not.
+ALTER TABLE leads ADD COLUMN score_expires_at BIGINT;
 
 -- Bumped in the transaction that changes a tenant's scoring or intent rules or the settings
 -- the engine reads, so every worker (in any process) recompiles before its next batch.
