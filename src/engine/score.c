@@ -213,9 +213,12 @@ int lf_score_recompute(struct lf_conn *c, const char *tenant_id, const char *lea
     int rc;
     json_t *lead = lf_lead_context(c, tenant_id, lead_id, &rc);
     if (lead == NULL) return rc < 0 ? rc : 0;
+    /* "+expires_at" keeps the planner on the lead's rows (score_history_caps): without it,
+     * SQLite prefers the tenant-wide due index and reads every due row of the tenant for each
+     * lead, which made the decay job quadratic. The unary plus is valid SQL everywhere. */
     rc = lf_db_run(c, NULL,
                    "UPDATE score_history SET expired_at = ? WHERE tenant_id = ? AND lead_id = ?"
-                   " AND expires_at <= ? AND expired_at IS NULL",
+                   " AND +expires_at <= ? AND expired_at IS NULL",
                    "IssI", now, tenant_id, lead_id, now);
     int sums[LF_CAT_COUNT] = {0};
     int64_t next_expiry = -1;

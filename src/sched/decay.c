@@ -54,7 +54,7 @@ static int expire_tenant(struct lf_job_run *run, const char *tenant,
         for (int i = 0; rc >= 0 && i < n; i++) {
             int rows = lf_db_run(c, err,
                                  "UPDATE score_history SET expired_at = ? WHERE tenant_id = ?"
-                                 " AND lead_id = ? AND expires_at <= ? AND expired_at IS NULL",
+                                 " AND lead_id = ? AND +expires_at <= ? AND expired_at IS NULL",
                                  "IssI", run->now, tenant, ids[i], run->now);
             rc = rows < 0 ? rows
                           : lf_score_recompute(c, tenant, ids[i], s, "decay", run->cause, run->now,
