@@ -40,6 +40,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Writes the path of a part of a condition into sub; a path too long for the buffer is cut
+ * (it only names a place in an error message). */
+static void sub_path(char *sub, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sub, size, fmt, ap);
+    va_end(ap);
+}
+
 #define MAX_CONDS    64   /* conditions per list, over all groups */
 #define MAX_DEPTH    4    /* nesting of any groups */
 #define MAX_SEGS     8    /* segments of a metadata path */
@@ -684,7 +694,7 @@ static void compile_value(struct compile *st, const json_t *value, enum op op, c
         for (size_t i = 0; i < n; i++) {
             if (compile_val(json_array_get(value, i), 0, &nd->vals[nd->nvals]) < 0) {
                 char ipath[300];
-                snprintf(ipath, sizeof ipath, "%s[%zu]", vpath, i);
+                sub_path(ipath, sizeof ipath, "%s[%zu]", vpath, i);
                 problem(st, ipath, "must be a string or a number");
                 return;
             }
@@ -730,7 +740,7 @@ static void compile_group(struct compile *st, const json_t *obj, const char *pat
     json_object_foreach((json_t *)obj, key, v)
     {
         if (strcmp(key, "any") == 0) continue;
-        snprintf(sub, sizeof sub, "%s.%.40s", path, key);
+        sub_path(sub, sizeof sub, "%s.%.40s", path, key);
         problem(st, sub, "unknown key '%.40s' (an any group has only the key any)", key);
     }
     if (depth > MAX_DEPTH) {
@@ -738,7 +748,7 @@ static void compile_group(struct compile *st, const json_t *obj, const char *pat
         return;
     }
     const json_t *members = json_object_get(obj, "any");
-    snprintf(sub, sizeof sub, "%s.any", path);
+    sub_path(sub, sizeof sub, "%s.any", path);
     if (json_array_size(members) == 0) {
         problem(st, sub, "must be a non-empty array of conditions");
         return;
@@ -760,7 +770,7 @@ static void compile_leaf(struct compile *st, const json_t *obj, const char *path
     {
         if (strcmp(key, "field") == 0 || strcmp(key, "op") == 0 || strcmp(key, "value") == 0)
             continue;
-        snprintf(sub, sizeof sub, "%s.%.40s", path, key);
+        sub_path(sub, sizeof sub, "%s.%.40s", path, key);
         problem(st, sub, "unknown key '%.40s' (allowed: field, op, value; or any alone)", key);
     }
     struct node *nd = new_node(st);
@@ -768,7 +778,7 @@ static void compile_leaf(struct compile *st, const json_t *obj, const char *path
 
     const json_t *field = json_object_get(obj, "field");
     const char *fname = plain_text(field);
-    snprintf(sub, sizeof sub, "%s.field", path);
+    sub_path(sub, sizeof sub, "%s.field", path);
     if (field == NULL)
         problem(st, sub, "is required");
     else if (fname == NULL)
@@ -777,7 +787,7 @@ static void compile_leaf(struct compile *st, const json_t *obj, const char *path
         field_ok = parse_field(st, fname, sub, nd) == 0;
 
     const json_t *op = json_object_get(obj, "op");
-    snprintf(sub, sizeof sub, "%s.op", path);
+    sub_path(sub, sizeof sub, "%s.op", path);
     if (op == NULL) {
         problem(st, sub, "is required");
     } else if (plain_text(op) == NULL) {
@@ -801,7 +811,7 @@ static void compile_leaf(struct compile *st, const json_t *obj, const char *path
                     numeric ? "numbers" : "text", fname, kind_desc(nd->kind));
     }
     if (op_ok) {
-        snprintf(sub, sizeof sub, "%s.value", path);
+        sub_path(sub, sizeof sub, "%s.value", path);
         compile_value(st, json_object_get(obj, "value"), nd->op, sub, nd);
     }
 
@@ -820,7 +830,7 @@ static void compile_list(struct compile *st, const json_t *list, const char *pat
     json_array_foreach(list, i, el)
     {
         if (st->full) return;
-        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+        sub_path(sub, sizeof sub, "%s[%zu]", path, i);
         if (json_is_object(el) && json_object_get(el, "any")) {
             compile_group(st, el, sub, depth + 1);
             continue;
