@@ -11,6 +11,7 @@
 #include "engine/settings.h"
 #include "engine/stage.h"
 #include "core/crypto.h"
+#include "core/jsonx.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -143,8 +144,23 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
         if (rc >= 0)
             rc = lf_score_settle(ctx->conn, ev->tenant_id, ev->lead_id, &ch, &rs->settings, ev->id,
                                  ctx->now, &hot);
+        if (rc >= 0) { /* later stages read the lead as it is now */
+            static const char *const cols[] = {"demographic_score", "engagement_score",
+                                               "behavior_score"};
+            json_t *l = ev->lead_ctx;
+            for (int i = 0; i < LF_CAT_COUNT; i++)
+                json_object_set_new(l, cols[i], json_integer(ctx_int(l, cols[i]) + delta[i]));
+            json_object_set_new(l, "total_score", json_integer(now_total));
+            json_object_set_new(l, "hot_armed", json_integer(ch.new_armed));
+            json_object_set_new(l, "lifecycle_stage", lf_json_text(ch.new_lifecycle));
+            if (next_expiry >= 0) {
+                json_t *cur = json_object_get(l, "score_expires_at");
+                if (!json_is_integer(cur) || json_integer_value(cur) > next_expiry)
+                    json_object_set_new(l, "score_expires_at", json_integer(next_expiry));
+            }
+        }
     }
-    if (rc >= 0 && (due || json_array_size(applied) > 0)) {
+    if (rc >= 0 && due) {
         /* later stages read the lead as it is now */
         json_t *fresh = lf_lead_context(ctx->conn, ev->tenant_id, ev->lead_id, &rc);
         if (fresh) {
@@ -166,7 +182,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
 const struct lf_stage lf_stage_score = {"score", 0, run};
 
 int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_id,
-                    const struct lf_score_change *ch, const struct lf_score_settings *s,
+                    struct lf_score_change *ch, const struct lf_score_settings *s,
                     const char *cause, int64_t now, int *hot)
 {
     int rc = 0, armed = ch->hot_armed, fired = 0;
@@ -180,6 +196,8 @@ int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_i
     } else if (!armed && ch->new_total <= s->hot_threshold - s->hot_rearm_margin) {
         armed = 1;
     }
+    ch->new_lifecycle = lifecycle;
+    ch->new_armed = armed;
     if (lifecycle != ch->lifecycle || armed != ch->hot_armed)
         rc = lf_db_run(c, NULL,
                        "UPDATE leads SET lifecycle_stage = ?, hot_armed = ?, updated_at = ?"

@@ -17,6 +17,9 @@ struct lf_score_change {
     const char *lifecycle; /* before the change; may be NULL */
     const char *reason;    /* "event" | "decay" | … */
     json_t *rules;         /* borrowed, may be NULL: the rule slugs that applied */
+    /* set by lf_score_settle: */
+    const char *new_lifecycle; /* after the change (static or ch->lifecycle) */
+    int new_armed;
 };
 
 /* Settles what follows from a lead's new total (already stored): lifecycle subscriber|lead ->
@@ -25,7 +28,7 @@ struct lf_score_change {
  * the total changed. cause makes the emitted events' keys (an event id, "decay:<run>"). Sets
  * *hot to 1 when lead.hot was emitted (hot may be NULL). Returns 0 or a negative code. */
 int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_id,
-                    const struct lf_score_change *ch, const struct lf_score_settings *s,
+                    struct lf_score_change *ch, const struct lf_score_settings *s,
                     const char *cause, int64_t now, int *hot);
 
 /* Recomputes a lead's category sums, total and score_expires_at from its unexpired score

@@ -76,4 +76,8 @@ struct lf_stage {
 /* The stages in order, ended by a NULL name. */
 const struct lf_stage *lf_stages(const struct lf_config *cfg);
 
+/* 1 when some stage takes internal (domain) events. While none does, a domain event is
+ * stored already processed (src/engine/emit.c): there is nothing to hand it to. */
+int lf_stages_take_internal(void);
+
 #endif

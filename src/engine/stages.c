@@ -49,6 +49,13 @@ const struct lf_stage *lf_stages(const struct lf_config *cfg)
     return table;
 }
 
+int lf_stages_take_internal(void)
+{
+    for (size_t i = 0; production[i]; i++)
+        if (production[i]->internal) return 1;
+    return 0;
+}
+
 int lf_stage_rules(struct lf_stage_ctx *ctx, const char *tenant_id, struct lf_ruleset **out,
                    struct lf_err *err)
 {

@@ -5,6 +5,9 @@
 ALTER TABLE score_history ADD COLUMN occurred_at BIGINT;
 UPDATE score_history SET occurred_at = created_at WHERE occurred_at IS NULL;
 CREATE INDEX score_history_caps ON score_history (tenant_id, lead_id, rule_id, occurred_at);
+-- The caps index serves every per-lead read too (a lead's rows are few), so 001's per-lead
+-- index is one write per score row too many.
+DROP INDEX score_history_lead;
 -- The decay job looks for due rows per tenant; the index of 001 had no tenant and was not
 -- chosen for that query.
 DROP INDEX score_history_expiry;
