@@ -54,6 +54,7 @@
 #define HIST_MAX_US        ((1LL << (HIST_OCTAVES + 10)) - 1) /* about 12.7 days */
 
 enum mode { MODE_SINGLE, MODE_BATCH };
+enum mix { MIX_BASIC, MIX_RULES };
 
 struct options {
     char host[256];     /* from --url, without brackets */
@@ -68,6 +69,8 @@ struct options {
     double duration_s;  /* --duration-s: stop sending after this long; 0 = no limit */
     double timeout_s;   /* --timeout-s: hard limit on the whole run */
     int quiet;          /* --quiet: only the RESULT line */
+    enum mix mix;       /* --mix: which events and lead profiles are sent */
+    long print_leads;   /* --print-leads N: print the first N leads as CSV and exit; -1 = no */
 };
 
 struct buf {
@@ -123,6 +126,7 @@ static struct options opt = {
     .leads = 20000,
     .source = "bench",
     .timeout_s = 900,
+    .print_leads = -1,
 };
 static struct stats st;
 static struct addrinfo *server_addr;
@@ -165,6 +169,12 @@ static void usage(FILE *out)
           "  --secret SECRET       the source's signing secret, whsec_ prefix included\n"
           "  --duration-s S        stop sending after S seconds\n"
           "  --timeout-s S         hard limit on the whole run (900)\n"
+          "  --mix basic|rules     basic: five event types, email and first name only (the\n"
+          "                        ingest scenarios); rules: the event types, metadata and\n"
+          "                        lead profiles (job title, country, company) that the\n"
+          "                        default scoring and intent rules look at (basic)\n"
+          "  --print-leads N       print the first N leads of the mix as CSV (the columns\n"
+          "                        of POST /api/v1/leads/bulk) and exit\n"
           "  --quiet               print only the RESULT line\n",
           out);
 }
@@ -246,6 +256,12 @@ static void parse_args(int argc, char **argv)
             opt.batch = (int)parse_int(a, v, 1, BATCH_MAX);
         else if (!strcmp(a, "--leads"))
             opt.leads = (long)parse_int(a, v, 1, 1000000000);
+        else if (!strcmp(a, "--mix") && !strcmp(v, "basic"))
+            opt.mix = MIX_BASIC;
+        else if (!strcmp(a, "--mix") && !strcmp(v, "rules"))
+            opt.mix = MIX_RULES;
+        else if (!strcmp(a, "--print-leads"))
+            opt.print_leads = (long)parse_int(a, v, 0, 1000000000);
         else if (!strcmp(a, "--source"))
             opt.source = v;
         else if (!strcmp(a, "--secret"))
@@ -257,6 +273,7 @@ static void parse_args(int argc, char **argv)
         else
             die("unknown option or value '%s' (see --help)", a);
     }
+    if (opt.print_leads >= 0) return; /* needs no server */
     if (url == NULL) die("--url is required");
     if (opt.secret == NULL || opt.secret[0] == '\0') die("--secret is required");
     if (opt.source[0] == '\0' || strlen(opt.source) > 64 || strpbrk(opt.source, "\r\n\" "))
@@ -322,6 +339,131 @@ __attribute__((format(printf, 2, 3))) static void body_printf(size_t *len, const
     *len += (size_t)n;
 }
 
+/* A 64-bit mix of x (splitmix64's finaliser): picks that do not repeat with a lead's number. */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* A lead of the rules mix: the same for a given number in every run, in the events and in
+ * --print-leads. One in ten has an academic address (uni-N.example), one in ten a free-mail
+ * one; 6 of the 14 titles are decision-makers (rule title-decision-maker), 5 are scientists
+ * or lab leads (title-scientist; one title is both); 3 of the 10 countries are DACH. */
+struct lead_profile {
+    char email[64];
+    char company[32];
+    const char *title;
+    const char *country;
+};
+
+static void lead_profile(long long k, struct lead_profile *p)
+{
+    static const char *const titles[] = {"Head of R&D",
+                                         "Director of Procurement",
+                                         "Chief Technology Officer",
+                                         "VP Engineering",
+                                         "Professor of Biochemistry",
+                                         "Senior Scientist",
+                                         "Lab Manager",
+                                         "Researcher",
+                                         "PI",
+                                         "Head of Lab Operations",
+                                         "Software Engineer",
+                                         "Marketing Manager",
+                                         "Purchasing Agent",
+                                         "PhD Student"};
+    static const char *const countries[] = {"DE", "AT", "CH", "FR", "NL",
+                                            "GB", "US", "SE", "IT", "ES"};
+    uint64_t h = mix64((uint64_t)k);
+    long long org = k % 500;
+    switch (h % 10) {
+    case 0:
+        snprintf(p->email, sizeof p->email, "user%lld@uni-%lld.example", k, org);
+        snprintf(p->company, sizeof p->company, "University %lld", org);
+        break;
+    case 1:
+        snprintf(p->email, sizeof p->email, "user%lld@gmail.com", k);
+        snprintf(p->company, sizeof p->company, "Acme %lld", org);
+        break;
+    default:
+        snprintf(p->email, sizeof p->email, "user%lld@acme-%lld.example", k, org);
+        snprintf(p->company, sizeof p->company, "Acme %lld", org);
+    }
+    p->title = titles[(h >> 8) % (sizeof titles / sizeof titles[0])];
+    p->country = countries[(h >> 24) % (sizeof countries / sizeof countries[0])];
+}
+
+/* The events of the rules mix, with their share in percent. Most match a default scoring
+ * rule (page-view, pricing-page, the downloads, email, webinar, demo, quote, contact form,
+ * LinkedIn), many an intent rule (pricing, academic and partner pages, paper, protocol and
+ * whitepaper downloads, partnership forms, demo and quote requests); blog, docs and product
+ * pages, datasheets and newsletter forms score less or nothing. */
+struct event_kind {
+    int percent;
+    const char *type;
+    const char *key; /* the metadata key set, or NULL */
+    const char *value;
+};
+
+static const struct event_kind kinds[] = {
+    {12, "page_view", "path", "/pricing"},
+    {6, "page_view", "path", "/academic/grants"},
+    {4, "page_view", "path", "/partners/program"},
+    {2, "page_view", "path", "/co-creation"},
+    {8, "page_view", "path", "/docs/api"},
+    {10, "page_view", "path", "/blog/launch"},
+    {8, "page_view", "path", "/products/analyzer"},
+    {5, "download", "asset_type", "whitepaper"},
+    {4, "download", "asset_type", "protocol"},
+    {3, "download", "asset_type", "app_note"},
+    {3, "download", "asset_type", "paper"},
+    {2, "download", "asset_type", "datasheet"},
+    {2, "download", "asset_type", "case_study"},
+    {3, "form_submitted", "form", "contact"},
+    {2, "form_submitted", "form", "sales"},
+    {2, "form_submitted", "form", "partnership"},
+    {2, "form_submitted", "form", "newsletter"},
+    {8, "email_opened", NULL, NULL},
+    {4, "email_clicked", NULL, NULL},
+    {1, "email_replied", NULL, NULL},
+    {2, "webinar_registered", NULL, NULL},
+    {1, "webinar_attended", NULL, NULL},
+    {1, "demo_requested", NULL, NULL},
+    {1, "quote_requested", NULL, NULL},
+    {1, "linkedin_connected", NULL, NULL},
+    {1, "linkedin_replied", NULL, NULL},
+    {1, "email_unsubscribed", NULL, NULL},
+    {1, "email_bounced", NULL, NULL},
+};
+
+static const struct event_kind *event_kind(long long seq)
+{
+    int r = (int)(mix64((uint64_t)seq ^ 0x5eedULL) % 100), acc = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        acc += kinds[i].percent;
+        if (r < acc) return &kinds[i];
+    }
+    return &kinds[0]; /* the shares add up to 100 */
+}
+
+/* Prints the first n leads of the mix as CSV for POST /api/v1/leads/bulk. */
+static void print_leads(long n)
+{
+    printf("email,first_name,company,job_title,country\n");
+    for (long k = 0; k < n; k++) {
+        if (opt.mix == MIX_RULES) {
+            struct lead_profile p;
+            lead_profile(k, &p);
+            printf("%s,U%ld,%s,%s,%s\n", p.email, k, p.company, p.title, p.country);
+        } else {
+            printf("user%ld@acme-%ld.example,U%ld,Acme %ld,,\n", k, k % 500, k, k % 500);
+        }
+    }
+}
+
 /* Appends one event object (sequence number seq) to the body. */
 static void body_event(size_t *len, long long seq, int with_key)
 {
@@ -331,6 +473,21 @@ static void body_event(size_t *len, long long seq, int with_key)
                                         "/customers"};
     static const char *const utm[] = {"linkedin", "google", "newsletter"};
     long long lead = seq % opt.leads;
+    if (opt.mix == MIX_RULES) {
+        const struct event_kind *e = event_kind(seq);
+        struct lead_profile p;
+        lead_profile(lead, &p);
+        body_printf(len, "{\"event_type\":\"%s\",\"source\":\"%s\",", e->type, opt.source);
+        if (with_key) body_printf(len, "\"idempotency_key\":\"lg-%s-%lld\",", run_id, seq);
+        body_printf(len,
+                    "\"lead\":{\"email\":\"%s\",\"first_name\":\"U%lld\",\"job_title\":\"%s\","
+                    "\"country\":\"%s\",\"company\":\"%s\"},\"metadata\":{",
+                    p.email, lead, p.title, p.country, p.company);
+        if (e->key) body_printf(len, "\"%s\":\"%s\",", e->key, e->value);
+        body_printf(len, "\"seq\":%lld},\"utm\":{\"source\":\"%s\",\"campaign\":\"q4\"}}", seq,
+                    utm[seq % 3]);
+        return;
+    }
     body_printf(len, "{\"event_type\":\"%s\",\"source\":\"%s\",", types[seq % 5], opt.source);
     if (with_key) body_printf(len, "\"idempotency_key\":\"lg-%s-%lld\",", run_id, seq);
     body_printf(len,
@@ -706,6 +863,10 @@ static double cpu_seconds(void)
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
+    if (opt.print_leads >= 0) {
+        print_leads(opt.print_leads);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int gai = getaddrinfo(opt.host, opt.port, &hints, &server_addr);
     if (gai != 0) die("cannot resolve the --url host: %s", gai_strerror(gai));

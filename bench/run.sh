@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks leadflow on a throwaway database: single-event ingest, batch ingest, an optional
-# wrk cross-check, and the drain rate of the processing framework. See docs/BENCHMARKS.md.
+# Benchmarks leadflow on throwaway databases: single-event ingest, batch ingest, an optional
+# wrk cross-check, the drain rate of the processing framework, the lead drain with the
+# default scoring and intent rules, and the score decay job. See docs/BENCHMARKS.md.
 #
-# usage: bench/run.sh BUILD_DIR        (`make bench` builds and runs it)
+# usage: bench/run.sh BUILD_DIR [SCENARIO...]     (`make bench` builds and runs them all)
+#   SCENARIO is a, b, c, d, e or f (default: all; or BENCH_SCENARIOS="e f"). (c) drains what
+#   (a), (b) and (d) ingested, so it needs at least one of them; (e) and (f) stand alone.
 #
 # Every server listens on 127.0.0.1 only and is stopped on exit, however the script ends.
 # Knobs (environment), defaults in brackets:
@@ -14,19 +17,50 @@
 #   BENCH_WRK             [1]       0 skips the wrk cross-check (d); it also needs wrk
 #   BENCH_WRK_SECONDS     [10]      length of (d)
 #   BENCH_DRAIN_WORKERS   [2]       LEADFLOW_WORKERS for the drain (c)
-#   BENCH_DRAIN_TIMEOUT_S [300]     give up on the drain after this long
+#   BENCH_DRAIN_TIMEOUT_S [900]     give up on a drain after this long (with all four stages
+#                                   the drain (c) of about 0.8 M events took over 300 s)
 #   BENCH_SYNC            []        LEADFLOW_SYNC for every server; empty = the default (full)
+#   BENCH_POLL            [db]      how the drains (c) and (e) see that nothing is pending:
+#                                   db = a read-only count on the database every 0.25 s
+#                                   (bench/benchdb.py wait-drained, about 10 ms a poll);
+#                                   api = GET /api/v1/events/status/pending every 0.5 s, as
+#                                   before 2026-11-25 (0.1-0.5 s of server CPU a poll with a
+#                                   large backlog, which then counts in the server's CPU)
 #   BENCH_KEEP            [0]       1 keeps the temporary directory (database, logs)
 #   BENCH_LEAD_EVENTS     [100000]  events in the lead drain (e)
 #   BENCH_LEAD_LEADS      [20000]   distinct leads those events name
 #   BENCH_LEAD_KNOWN      [13333]   of them imported before the events arrive (two thirds)
+#   BENCH_DECAY_ROWS      [1000000] score_history rows in the decay scenario (f)
+#   BENCH_DECAY_LEADS     [20000]   leads they belong to
+#   BENCH_DECAY_TIMEOUT_S [600]     give up on the decay job's request after this long
+#
+# Every server runs with LEADFLOW_SCHEDULER=0, so no scheduled job (the score decay at 02:00
+# UTC) runs in the middle of a measurement; (f) runs the job by hand.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then
-    echo "usage: bench/run.sh BUILD_DIR" >&2
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+    echo "usage: bench/run.sh BUILD_DIR [a|b|c|d|e|f ...]" >&2
     exit 2
 fi
 build=$(cd "$1" && pwd)
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+# bench/benchdb.py reads and writes the databases: with the system's python3 (Debian's, linked
+# against the same libsqlite3 as the server) when there is one.
+benchpy=/usr/bin/python3
+[ -x "$benchpy" ] || benchpy=python3
+scenarios=" ${*:-${BENCH_SCENARIOS:-a b c d e f}} "
+for s in $scenarios; do
+    case "$s" in
+    a | b | c | d | e | f) ;;
+    *) echo "run.sh: unknown scenario '$s' (a, b, c, d, e or f)" >&2; exit 2 ;;
+    esac
+done
+want() { [[ "$scenarios" == *" $1 "* ]]; }
+if want c && ! want a && ! want b && ! want d; then
+    echo "run.sh: (c) drains what (a), (b) and (d) ingested; name at least one of them" >&2
+    exit 2
+fi
 server_bin=$build/leadflow
 loadgen=$build/lf-loadgen
 for b in "$server_bin" "$loadgen"; do
@@ -44,11 +78,19 @@ leads=${BENCH_LEADS:-20000}
 run_wrk=${BENCH_WRK:-1}
 wrk_seconds=${BENCH_WRK_SECONDS:-10}
 drain_workers=${BENCH_DRAIN_WORKERS:-2}
-drain_timeout=${BENCH_DRAIN_TIMEOUT_S:-300}
+drain_timeout=${BENCH_DRAIN_TIMEOUT_S:-900}
 sync_mode=${BENCH_SYNC:-}
+poll=${BENCH_POLL:-db}
+case "$poll" in
+db | api) ;;
+*) echo "run.sh: BENCH_POLL must be db or api" >&2; exit 2 ;;
+esac
 lead_events=${BENCH_LEAD_EVENTS:-100000}
 lead_leads=${BENCH_LEAD_LEADS:-20000}
 lead_known=${BENCH_LEAD_KNOWN:-13333}
+decay_rows=${BENCH_DECAY_ROWS:-1000000}
+decay_leads=${BENCH_DECAY_LEADS:-20000}
+decay_timeout=${BENCH_DECAY_TIMEOUT_S:-600}
 batch_requests=$(((batch_events + batch_size - 1) / batch_size))
 
 # The servers get only what this script sets: no LEADFLOW_* from the caller's environment.
@@ -133,7 +175,7 @@ start_server() {
         port=$(free_port)
         env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
             LEADFLOW_LISTEN="127.0.0.1:$port" LEADFLOW_WORKERS="$workers" \
-            LEADFLOW_ACCESS_LOG=0 ${sync_mode:+LEADFLOW_SYNC="$sync_mode"} \
+            LEADFLOW_ACCESS_LOG=0 LEADFLOW_SCHEDULER=0 ${sync_mode:+LEADFLOW_SYNC="$sync_mode"} \
             "$server_bin" serve >>"$log" 2>&1 &
         server_pid=$!
         up=0
@@ -262,36 +304,118 @@ group_commit_report() {
         }' | tee "$tmp/$name.gc"
 }
 
+# An admin token for the tenant 'default' of $db ($token).
+make_token() {
+    token=$(env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
+        "$server_bin" token --tenant default --role admin --ttl 2h --sub bench)
+}
+
 # On the running server's database: an admin token ($token) and the unlimited source 'bench'
 # ($source_secret).
 setup_tenant() {
-    token=$(env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
-        "$server_bin" token --tenant default --role admin --ttl 2h --sub bench)
+    make_token
     source_secret=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/sources" \
         -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
         -d '{"slug":"bench","name":"Bench","rate_limit_per_s":0}' |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
 }
 
-echo "leadflow benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+# Stops the server, restarts it with the drain's workers and times until nothing is pending.
+# Sets drained, drain_s, drain_eps, ready_s, stages, drain_cpu, drain_other; leaves the
+# server stopped.
+measure_drain() {
+    local name=$1 to_drain db_bytes t_restart t_ready t_now left processed failed pb_n mcpu0 mcpu1
+    to_drain=$(pending)
+    db_bytes=$(cat "$db" "$db-wal" 2>/dev/null | wc -c)
+    db_line=$(awk -v b="$db_bytes" -v n="$to_drain" \
+        'BEGIN { printf "database + WAL after ingest: %.0f MB for %d events (%.0f bytes per event)", b / 1e6, n, (n > 0 ? b / n : 0) }')
+    echo "pending before the restart: $to_drain; $db_line"
+    stop_server
+    mcpu0=$(machine_cpu)
+    t_restart=$(now)
+    start_server "$drain_workers"
+    t_ready=$(now)
+    left=$to_drain
+    if [ "$poll" = db ]; then
+        "$benchpy" "$here/benchdb.py" wait-drained "$db" --timeout "$drain_timeout" \
+            --interval 0.25 >"$tmp/$name.wait" || true
+        t_now=$(now)
+        left=$(kv left "$tmp/$name.wait")
+        left=${left:-$to_drain}
+        if [ "$left" -ne 0 ]; then
+            echo "run.sh: the drain did not finish within ${drain_timeout} s ($left left)" >&2
+            failures=$((failures + 1))
+        fi
+    else
+        while :; do
+            left=$(pending)
+            t_now=$(now)
+            [ "$left" -eq 0 ] && break
+            if awk -v a="$t_restart" -v b="$t_now" -v m="$drain_timeout" 'BEGIN { exit !(b - a > m) }'; then
+                echo "run.sh: the drain did not finish within ${drain_timeout} s ($left left)" >&2
+                failures=$((failures + 1))
+                break
+            fi
+            sleep 0.5
+        done
+    fi
+    drain_cpu=$(server_cpu)
+    mcpu1=$(machine_cpu)
+    drain_s=$(elapsed "$t_restart" "$t_now")
+    ready_s=$(elapsed "$t_restart" "$t_ready")
+    drained=$((to_drain - left))
+    drain_eps=$(awk -v n="$drained" -v s="$drain_s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    # Other processes: the machine's busy time less the server's (the polls count as other;
+    # they are small).
+    drain_other=$(awk -v a="$mcpu0" -v b="$mcpu1" -v c="$drain_cpu" \
+        'BEGIN { o = b - a - c; printf "%.2f", (o < 0 ? 0 : o) }')
+    curl -fsS "http://127.0.0.1:$port/metrics" >"$tmp/$name.m1"
+    processed=$(metric leadflow_events_processed_total "$tmp/$name.m1")
+    failed=$(metric leadflow_events_failed_total "$tmp/$name.m1")
+    pb_n=$(metric leadflow_process_batch_size_count "$tmp/$name.m1")
+    # Which stages ran: the newest benchmark event's result names them.
+    stages=$(curl -fsS "http://127.0.0.1:$port/api/v1/events?limit=1&status=processed&source=bench" \
+        -H "Authorization: Bearer $token" | python3 -c 'import json, sys
+items = json.load(sys.stdin).get("items") or [{}]
+stages = ((items[0].get("result") or {}).get("stages")) or []
+print(", ".join(stages) if stages else "none")' || echo "unknown")
+    echo "stages that ran: $stages"
+    echo "drained $drained events in $drain_s s from the restart (server ready after $ready_s s):" \
+        "$drain_eps events/s; processed_total $processed, failed_total $failed, $pb_n worker transactions"
+    awk -v c="$drain_cpu" -v s="$drain_s" -v o="$drain_other" 'BEGIN {
+        printf "server          %.2f s CPU (%.0f%% of one core); other processes %.2f s CPU\n", \
+            c, (s > 0 ? 100 * c / s : 0), o }'
+    stop_server
+}
+
+# The value of "key value" line KEY in file $2.
+kv() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$2"; }
+
+echo "leadflow benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ); scenarios:$scenarios"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
-echo "database: $db (LEADFLOW_SYNC=${sync_mode:-full, the default})"
+echo "databases: under $tmp (LEADFLOW_SYNC=${sync_mode:-full, the default}); drains polled by $poll"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 
-say "setup: server with LEADFLOW_WORKERS=0, admin token, source 'bench'"
-start_server 0
-setup_tenant
-echo "server pid $server_pid on 127.0.0.1:$port; source 'bench' created"
+if want a || want b || want d; then
+    say "setup: server with LEADFLOW_WORKERS=0, admin token, source 'bench'"
+    start_server 0
+    setup_tenant
+    echo "server pid $server_pid on 127.0.0.1:$port; source 'bench' created"
+fi
 
-say "(a) single-event ingest: $single_requests requests, $connections connections"
-run_loadgen single --mode single --connections "$connections" --requests "$single_requests"
+if want a; then
+    say "(a) single-event ingest: $single_requests requests, $connections connections"
+    run_loadgen single --mode single --connections "$connections" --requests "$single_requests"
+fi
 
-say "(b) batch ingest: $batch_requests requests of $batch_size events, $connections connections"
-run_loadgen batch --mode batch --batch "$batch_size" --connections "$connections" \
-    --requests "$batch_requests"
+if want b; then
+    say "(b) batch ingest: $batch_requests requests of $batch_size events, $connections connections"
+    run_loadgen batch --mode batch --batch "$batch_size" --connections "$connections" \
+        --requests "$batch_requests"
+fi
 
 wrk_line=""
-if [ "$run_wrk" = 1 ] && command -v wrk >/dev/null; then
+if want d && [ "$run_wrk" = 1 ] && command -v wrk >/dev/null; then
     say "(d) wrk cross-check: one fixed signed body, no idempotency key, ${wrk_seconds} s"
     # Without a key the server gives every event its own, so each request is a new event.
     body='{"event_type":"page_view","source":"bench","lead":{"email":"wrk@acme-1.example","first_name":"W"},"metadata":{"path":"/pricing"},"utm":{"source":"linkedin","campaign":"q4"}}'
@@ -314,120 +438,175 @@ LUA
     wrk_line=$(printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s' "(d) wrk cross-check, single" \
         "-" "$wrk_seconds" "${wrk_rps:-?}" "${wrk_p50:-?}" "${wrk_p99:-?}" "-" "${wrk_bad:-0}" \
         "(wrk units; no target)")
-else
+elif want d; then
     say "(d) wrk cross-check skipped (BENCH_WRK=0 or wrk not installed)"
 fi
 
-# Stops the server, restarts it with the drain's workers and times until nothing is pending.
-# Sets drained, drain_s, drain_eps, ready_s, stages; leaves the server stopped.
-measure_drain() {
-    local name=$1 to_drain db_bytes t_restart t_ready t_now left processed failed pb_n
-    to_drain=$(pending)
-    db_bytes=$(cat "$db" "$db-wal" 2>/dev/null | wc -c)
-    db_line=$(awk -v b="$db_bytes" -v n="$to_drain" \
-        'BEGIN { printf "database + WAL after ingest: %.0f MB for %d events (%.0f bytes per event)", b / 1e6, n, (n > 0 ? b / n : 0) }')
-    echo "pending before the restart: $to_drain; $db_line"
+if want c; then
+    say "(c) drain: stop, restart with LEADFLOW_WORKERS=$drain_workers, wait for pending = 0"
+    measure_drain drain
+    c_drained=$drained c_drain_s=$drain_s c_drain_eps=$drain_eps c_stages=$stages
+elif want a || want b || want d; then
     stop_server
-    t_restart=$(now)
+fi
+
+# (e) The lead stages' drain on its own database, with the default scoring and intent rules:
+# two thirds of the leads exist already (a bulk import with job titles, countries and
+# companies), the events name lead_leads people, so about a third of them are new. The events
+# are the load generator's rules mix (page views of pricing, academic and partner pages,
+# downloads by asset type, forms, email, webinar, demo and quote events).
+if want e; then
+    say "(e) lead drain: $lead_events events over $lead_leads leads, $lead_known of them imported first; default scoring and intent rules"
+    db=$tmp/leads.db
+    start_server 0
+    setup_tenant
+    # The same leads (emails, titles, countries, companies) as the load generator's events.
+    "$loadgen" --mix rules --print-leads "$lead_known" >"$tmp/known.csv"
+    t_import=$(now)
+    curl -fsS -X POST "http://127.0.0.1:$port/api/v1/leads/bulk" -H "Authorization: Bearer $token" \
+        -H 'Content-Type: text/csv' --data-binary @"$tmp/known.csv" >"$tmp/import.json"
+    import_s=$(elapsed "$t_import" "$(now)")
+    echo "bulk import of $lead_known leads: $(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["created"], "created,", d["failed"], "failed")' "$tmp/import.json") in $import_s s"
+    # The import's own lead.created events are processed before the measured events arrive.
+    stop_server
     start_server "$drain_workers"
-    t_ready=$(now)
-    left=$to_drain
-    while :; do
-        left=$(pending)
-        t_now=$(now)
-        [ "$left" -eq 0 ] && break
-        if awk -v a="$t_restart" -v b="$t_now" -v m="$drain_timeout" 'BEGIN { exit !(b - a > m) }'; then
-            echo "run.sh: the drain did not finish within ${drain_timeout} s ($left left)" >&2
-            failures=$((failures + 1))
-            break
-        fi
-        sleep 0.5
-    done
-    drain_s=$(elapsed "$t_restart" "$t_now")
-    ready_s=$(elapsed "$t_restart" "$t_ready")
-    drained=$((to_drain - left))
-    drain_eps=$(awk -v n="$drained" -v s="$drain_s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
-    curl -fsS "http://127.0.0.1:$port/metrics" >"$tmp/$name.m1"
-    processed=$(metric leadflow_events_processed_total "$tmp/$name.m1")
-    failed=$(metric leadflow_events_failed_total "$tmp/$name.m1")
-    pb_n=$(metric leadflow_process_batch_size_count "$tmp/$name.m1")
-    # Which stages ran: the newest benchmark event's result names them.
-    stages=$(curl -fsS "http://127.0.0.1:$port/api/v1/events?limit=1&status=processed&source=bench" \
-        -H "Authorization: Bearer $token" | python3 -c 'import json, sys
-items = json.load(sys.stdin).get("items") or [{}]
-stages = ((items[0].get("result") or {}).get("stages")) or []
-print(", ".join(stages) if stages else "none")' || echo "unknown")
-    echo "stages that ran: $stages"
-    echo "drained $drained events in $drain_s s from the restart (server ready after $ready_s s):" \
-        "$drain_eps events/s; processed_total $processed, failed_total $failed, $pb_n worker transactions"
+    while [ "$(pending)" -ne 0 ]; do sleep 0.2; done
     stop_server
-}
+    start_server 0
+    e_since_ms=$(date +%s%3N)
+    saved_leads=$leads
+    leads=$lead_leads
+    run_loadgen leads --mix rules --mode batch --batch "$batch_size" --connections 8 \
+        --requests $((lead_events / batch_size))
+    leads=$saved_leads
+    measure_drain leaddrain
+    e_drained=$drained e_drain_s=$drain_s e_drain_eps=$drain_eps e_stages=$stages
+    e_cpu=$drain_cpu e_other=$drain_other
+    say "(e) what the drain wrote (the database, read with python3's sqlite3)"
+    "$benchpy" "$here/benchdb.py" drain-counts "$db" --since-ms "$e_since_ms" | tee "$tmp/leaddrain.counts"
+    e_score_rows=$(kv score_history_rows "$tmp/leaddrain.counts")
+    e_intent_rows=$(kv intent_signals_rows "$tmp/leaddrain.counts")
+    e_internal=$(kv internal_events_total "$tmp/leaddrain.counts")
+fi
 
-say "(c) drain: stop, restart with LEADFLOW_WORKERS=$drain_workers, wait for pending = 0"
-measure_drain drain
-c_drained=$drained c_drain_s=$drain_s c_drain_eps=$drain_eps c_stages=$stages
-
-# (e) The lead stages' drain on its own database: two thirds of the leads exist already (a
-# bulk import), the events name lead_leads people, so about a third of them are new.
-say "(e) lead drain: $lead_events events over $lead_leads leads, $lead_known of them imported first"
-db=$tmp/leads.db
-start_server 0
-setup_tenant
-# The load generator's lead k is user<k>@acme-<k % 500>.example.
-python3 -c 'import sys
-n = int(sys.argv[1])
-print("email,first_name,company")
-for k in range(n):
-    print(f"user{k}@acme-{k % 500}.example,U{k},Acme {k % 500}")' "$lead_known" >"$tmp/known.csv"
-t_import=$(now)
-curl -fsS -X POST "http://127.0.0.1:$port/api/v1/leads/bulk" -H "Authorization: Bearer $token" \
-    -H 'Content-Type: text/csv' --data-binary @"$tmp/known.csv" >"$tmp/import.json"
-import_s=$(elapsed "$t_import" "$(now)")
-echo "bulk import of $lead_known leads: $(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["created"], "created,", d["failed"], "failed")' "$tmp/import.json") in $import_s s"
-# The import's own lead.created events are processed before the measured events arrive.
-stop_server
-start_server "$drain_workers"
-while [ "$(pending)" -ne 0 ]; do sleep 0.2; done
-stop_server
-start_server 0
-saved_leads=$leads
-leads=$lead_leads
-run_loadgen leads --mode batch --batch "$batch_size" --connections 8 \
-    --requests $((lead_events / batch_size))
-leads=$saved_leads
-measure_drain leaddrain
-e_drained=$drained e_drain_s=$drain_s e_drain_eps=$drain_eps e_stages=$stages
+# (f) The score decay job on a database built for it: decay_rows score rows over decay_leads
+# leads, about 90% of the expiring ones past their expiry but not yet marked, leads' scores
+# equal to the sums of their rows (see bench/benchdb.py). The job is run by hand for the
+# tenant (POST /api/v1/scheduler/jobs/score_decay/run, workers off) and timed; then the
+# database is checked: nothing unexpired is past its expiry, and every lead's scores are the
+# sums of its unexpired rows.
+if want f; then
+    say "(f) score decay: $decay_rows score rows over $decay_leads leads, most past their expiry"
+    db=$tmp/decay.db
+    env LEADFLOW_DB="$db" "$server_bin" seed >>"$log" 2>&1
+    "$benchpy" "$here/benchdb.py" decay-populate "$db" --rows "$decay_rows" --leads "$decay_leads" |
+        tee "$tmp/decay.setup"
+    start_server 0
+    make_token
+    f_cpu0=$(server_cpu)
+    f_mcpu0=$(machine_cpu)
+    f_t0=$(now)
+    f_rc=0
+    curl -fsS --max-time "$decay_timeout" -X POST \
+        "http://127.0.0.1:$port/api/v1/scheduler/jobs/score_decay/run" \
+        -H "Authorization: Bearer $token" >"$tmp/decay.json" || f_rc=$?
+    f_wall=$(elapsed "$f_t0" "$(now)")
+    f_cpu=$(awk -v a="$f_cpu0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
+    f_other=$(awk -v a="$f_mcpu0" -v b="$(machine_cpu)" -v c="$f_cpu" \
+        'BEGIN { o = b - a - c; printf "%.2f", (o < 0 ? 0 : o) }')
+    f_wal=$(stat -c %s "$db-wal" 2>/dev/null || echo 0)
+    if [ "$f_rc" -ne 0 ]; then
+        echo "run.sh: (f) the job's request failed (curl status $f_rc; 28 = no answer within" \
+            "BENCH_DECAY_TIMEOUT_S = $decay_timeout s)" >&2
+        failures=$((failures + 1))
+    fi
+    cat "$tmp/decay.json" 2>/dev/null || true
+    echo
+    python3 - "$tmp/decay.json" >"$tmp/decay.result" 2>/dev/null <<'PY' || true
+import json, sys
+r = json.load(open(sys.argv[1]))
+res = r.get("result") or {}
+print("ok", "yes" if r.get("ok") else "no")
+for k in ("duration_ms", "rows_expired", "leads_rescored", "scores_changed",
+          "intents_reevaluated"):
+    print(k, res.get(k, "?"))
+PY
+    f_ms=$(kv duration_ms "$tmp/decay.result")
+    f_rows=$(kv rows_expired "$tmp/decay.result")
+    f_leads=$(kv leads_rescored "$tmp/decay.result")
+    if [ "$f_rc" -eq 0 ]; then
+        [ "$(kv ok "$tmp/decay.result")" = yes ] || failures=$((failures + 1))
+        f_s=$(awk -v m="${f_ms:-0}" 'BEGIN { printf "%.2f", m / 1000 }')
+        f_rps=$(awk -v n="${f_rows:-0}" -v s="$f_s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    else
+        f_s=">$decay_timeout" f_rps=-
+    fi
+    echo "job: ${f_ms:-?} ms (request $f_wall s), ${f_rows:-?} rows expired, ${f_leads:-?} leads rescored"
+    awk -v c="$f_cpu" -v s="$f_wall" -v o="$f_other" -v w="$f_wal" 'BEGIN {
+        printf "server          %.2f s CPU (%.0f%% of one core); other processes %.2f s CPU; WAL %.0f MB after the job\n", \
+            c, (s > 0 ? 100 * c / s : 0), o, w / 1e6 }'
+    if [ "$f_rc" -eq 0 ]; then
+        stop_server
+    else # the job is still running in the server: it stops between batches of 500 leads
+        halt_server 30 || true
+    fi
+    say "(f) check (python3's sqlite3) and the query plans of the job's statements"
+    if "$benchpy" "$here/benchdb.py" decay-check "$db" | tee "$tmp/decay.check"; then
+        f_check=ok
+    else
+        f_check=FAILED
+        failures=$((failures + 1))
+    fi
+    "$benchpy" "$here/benchdb.py" plans "$db"
+fi
 
 say "summary (LEADFLOW_SYNC=${sync_mode:-full}; latency in ms)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+line() { printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s\n' "$@"; }
 row() { # name file target
     local f=$tmp/$2.out
-    printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s\n' "$1" \
-        "$(result_field events "$f")" "$(result_field elapsed_s "$f")" \
+    line "$1" "$(result_field events "$f")" "$(result_field elapsed_s "$f")" \
         "$(result_field eps "$f")" "$(result_field p50_ms "$f")" "$(result_field p99_ms "$f")" \
         "$(result_field max_ms "$f")" "$(result_field errors "$f")" "$3"
 }
-verdict_single=$(awk -v e="$(result_field eps "$tmp/single.out")" \
-    -v p="$(result_field p99_ms "$tmp/single.out")" \
-    'BEGIN { print ((e >= 30000 && p <= 5) ? "met" : "NOT met") }')
-verdict_batch=$(awk -v e="$(result_field eps "$tmp/batch.out")" \
-    'BEGIN { print ((e >= 150000) ? "met" : "NOT met") }')
-printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s\n' scenario events seconds events/s p50 p99 max \
-    errors target
-row "(a) single, $connections conns" single ">= 30000 ev/s, p99 <= 5 ms: $verdict_single"
-row "(b) batch x$batch_size, $connections conns" batch ">= 150000 ev/s: $verdict_batch"
-verdict_leads=$(awk -v e="$e_drain_eps" 'BEGIN { print ((e >= 30000) ? "met" : "NOT met") }')
-printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s\n' "(c) drain, $drain_workers workers" "$c_drained" \
-    "$c_drain_s" "$c_drain_eps" "-" "-" "-" "-" "no target; stages: $c_stages"
-printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s\n' "(e) lead drain, $drain_workers workers" \
-    "$e_drained" "$e_drain_s" "$e_drain_eps" "-" "-" "-" "-" \
-    ">= 30000 ev/s: $verdict_leads; stages: $e_stages"
+line scenario events seconds events/s p50 p99 max errors target
+if want a; then
+    verdict_single=$(awk -v e="$(result_field eps "$tmp/single.out")" \
+        -v p="$(result_field p99_ms "$tmp/single.out")" \
+        'BEGIN { print ((e >= 30000 && p <= 5) ? "met" : "NOT met") }')
+    row "(a) single, $connections conns" single ">= 30000 ev/s, p99 <= 5 ms: $verdict_single"
+fi
+if want b; then
+    verdict_batch=$(awk -v e="$(result_field eps "$tmp/batch.out")" \
+        'BEGIN { print ((e >= 150000) ? "met" : "NOT met") }')
+    row "(b) batch x$batch_size, $connections conns" batch ">= 150000 ev/s: $verdict_batch"
+fi
+if want c; then
+    line "(c) drain, $drain_workers workers" "$c_drained" "$c_drain_s" "$c_drain_eps" - - - - \
+        "no target; stages: $c_stages"
+fi
+if want e; then
+    verdict_leads=$(awk -v e="$e_drain_eps" 'BEGIN { print ((e >= 20000) ? "met" : "NOT met") }')
+    line "(e) lead drain, $drain_workers workers" "$e_drained" "$e_drain_s" "$e_drain_eps" - - - - \
+        ">= 20000 ev/s: $verdict_leads; stages: $e_stages"
+fi
+if want f; then
+    verdict_decay=$(awk -v s="$f_s" -v r="${f_rows:-0}" 'BEGIN { print ((r > 0 && s < 10) ? "met" : "NOT met") }')
+    line "(f) score decay, $decay_rows rows" "${f_rows:-?}" "$f_s" "$f_rps" - - - - \
+        "< 10 s: $verdict_decay; rows/s; check $f_check"
+fi
 [ -n "$wrk_line" ] && echo "$wrk_line"
 echo
 for s in single batch; do
-    echo "$s: $(tr '\n' ';' <"$tmp/$s.gc" | sed 's/;$//; s/;/; /g; s/  */ /g')"
+    [ -f "$tmp/$s.gc" ] && echo "$s: $(tr '\n' ';' <"$tmp/$s.gc" | sed 's/;$//; s/;/; /g; s/  */ /g')"
 done
-echo "(e) counts the $lead_events events sent plus the lead.created events resolve made for the new leads"
+if want e; then
+    echo "(e) counts the $lead_events events sent; the drain also processed $e_internal internal events (lead.created, lead.scored, ...) they caused"
+    echo "(e) wrote $e_score_rows score_history rows and $e_intent_rows intent_signals rows; server $e_cpu s CPU, other processes $e_other s CPU"
+fi
+if want f; then
+    echo "(f) ${f_leads:-?} leads rescored; server $f_cpu s CPU during the job, other processes $f_other s CPU"
+fi
 if [ "$failures" -ne 0 ]; then
     echo "run.sh: $failures scenario(s) had errors; see above" >&2
     exit 1
