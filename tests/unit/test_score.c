@@ -1,5 +1,5 @@
-/* Unit tests for the intent confidence formula, the choice of the primary intent (ties mean
- * none) and the score tier mapping. */
+/* Unit tests for the intent confidence formula and the choice of the primary intent (ties
+ * mean none). The tier mapping is tested in test_identity.c, beside the settings it reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,6 @@
 #include <cmocka.h>
 
 #include "engine/score.h"
-#include "engine/settings.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -62,33 +61,11 @@ static void primary_intent(void **state)
     (void)state;
 }
 
-static void tiers(void **state)
-{
-    assert_string_equal(lf_tier_of(-50, NULL), "cold");
-    assert_string_equal(lf_tier_of(19, NULL), "cold");
-    assert_string_equal(lf_tier_of(20, NULL), "warm");
-    assert_string_equal(lf_tier_of(39, NULL), "warm");
-    assert_string_equal(lf_tier_of(40, NULL), "mql");
-    assert_string_equal(lf_tier_of(79, NULL), "mql");
-    assert_string_equal(lf_tier_of(80, NULL), "hot");
-    json_t *custom = json_pack("{s:i, s:i, s:i}", "warm", 10, "mql", 50, "hot", 100);
-    assert_string_equal(lf_tier_of(10, custom), "warm");
-    assert_string_equal(lf_tier_of(99, custom), "mql");
-    assert_string_equal(lf_tier_of(100, custom), "hot");
-    int lo, hi;
-    assert_int_equal(lf_tier_range("mql", custom, &lo, &hi), 0);
-    assert_int_equal(lo, 50);
-    assert_int_equal(hi, 100);
-    json_decref(custom);
-    (void)state;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(confidence),
         cmocka_unit_test(primary_intent),
-        cmocka_unit_test(tiers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
