@@ -545,11 +545,11 @@ json_t *lf_lead_json(struct lf_conn *c, const char *tenant_id, const char *id, i
 }
 
 /* The columns of lf_lead_context, in the order of ctx_names (text ones first). */
-static const char *const ctx_names[] = {LF_COND_LEAD_TEXT, LF_COND_LEAD_NUMBER, "hot_armed",
-                                        "score_expires_at"};
+static const char *const ctx_names[] = {LF_COND_LEAD_TEXT,  LF_COND_LEAD_NUMBER, "hot_armed",
+                                        "score_expires_at", "intent_expires_at", "intent_summary"};
 #define NCTX_TEXT 17
 #define NCTX      (sizeof ctx_names / sizeof ctx_names[0])
-_Static_assert(NCTX == NCTX_TEXT + 5 + 2, "lf_lead_context's SELECT lists every field");
+_Static_assert(NCTX == NCTX_TEXT + 5 + 4, "lf_lead_context's SELECT lists every field");
 
 json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc)
 {
@@ -558,7 +558,8 @@ json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id
         " lifecycle_stage, routing_status, pipeline_id, organization_id, primary_intent,"
         " first_touch_source, first_touch_campaign, last_touch_source, last_touch_campaign,"
         " total_score, demographic_score, engagement_score, behavior_score, intent_confidence,"
-        " hot_armed, score_expires_at FROM leads WHERE tenant_id = ? AND id = ?";
+        " hot_armed, score_expires_at, intent_expires_at, intent_summary FROM leads"
+        " WHERE tenant_id = ? AND id = ?";
     struct lf_stmt *st = lf_db_prepare(c, sql, NULL);
     if (st == NULL) {
         *rc = -LF_EINTERNAL;
@@ -570,9 +571,9 @@ json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id
         o = json_object();
         for (int i = 0; i < (int)NCTX; i++)
             json_object_set_new(o, ctx_names[i],
-                                i < NCTX_TEXT           ? lf_json_text(lf_stmt_text(st, i))
-                                : lf_stmt_isnull(st, i) ? json_null()
-                                                        : json_integer(lf_stmt_int(st, i)));
+                                i < NCTX_TEXT || i == NCTX - 1 ? lf_json_text(lf_stmt_text(st, i))
+                                : lf_stmt_isnull(st, i)        ? json_null()
+                                                               : json_integer(lf_stmt_int(st, i)));
     }
     lf_stmt_done(st);
     return o;

@@ -78,8 +78,9 @@ void lf_email_hash(const char *email, char out[65]);
 int lf_lead_resolve_id(struct lf_conn *c, const char *tenant_id, const char *id, char out[40]);
 
 /* The lead as conditions read it (struct lf_cond_ctx): a flat object with every field of
- * LF_COND_LEAD_TEXT and LF_COND_LEAD_NUMBER, plus "hot_armed" (integer) and
- * "score_expires_at" (integer or null) for the score stage. NULL when missing
+ * LF_COND_LEAD_TEXT and LF_COND_LEAD_NUMBER, plus for the score and intent stages
+ * "hot_armed" (integer), "score_expires_at" and "intent_expires_at" (integer or null) and
+ * "intent_summary" (the stored JSON text or null). NULL when missing
  * (*rc LF_DB_DONE) or on a store error (*rc negative). The caller owns the result. */
 json_t *lf_lead_context(struct lf_conn *c, const char *tenant_id, const char *id, int *rc);
 /* The organization as conditions read it: LF_COND_ORG_TEXT fields. NULL as above. */

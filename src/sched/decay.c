@@ -1,7 +1,7 @@
 /* The score decay job: score rows past expires_at are marked expired and their leads
  * recomputed (sums, total, lifecycle, hot re-arm, lead.scored); leads whose intent signals
- * left the intent window since the last run get their intent re-derived. Works in batches
- * of BATCH leads per transaction, so ingest and processing keep going while it runs. */
+ * left the intent window (leads.intent_expires_at passed) get their intent re-derived. Works in
+ * batches of BATCH leads per transaction, so ingest and processing keep going while it runs. */
 #include "sched/scheduler.h"
 #include "engine/lead.h"
 #include "engine/score.h"
@@ -76,16 +76,13 @@ static int expire_tenant(struct lf_job_run *run, const char *tenant,
     return rc;
 }
 
+/* Leads whose oldest counted intent signal has left the window (leads.intent_expires_at
+ * passed) get their intent derived again; that moves intent_expires_at on (or clears it), so
+ * each batch finds the next leads. */
 static int reintent_tenant(struct lf_job_run *run, const char *tenant,
                            const struct lf_score_settings *s, struct counts *k, struct lf_err *err)
 {
-    static const char sql[] = "SELECT DISTINCT lead_id FROM intent_signals WHERE tenant_id = ?"
-                              " AND detected_at > ? AND detected_at <= ? AND lead_id > ?"
-                              " ORDER BY lead_id LIMIT ?";
-    int64_t window = s->intent_window_days * LF_DAY_MS;
-    int64_t from = run->since > 0 ? run->since - window : -1, to = run->now - window;
     char(*ids)[40] = lf_xcalloc(BATCH, 40);
-    char after[40] = "";
     int rc = 0;
     while (!*run->stop) {
         struct lf_conn *c = lf_db_acquire(run->app->db, LF_DB_WRITE, err);
@@ -94,8 +91,12 @@ static int reintent_tenant(struct lf_job_run *run, const char *tenant,
             break;
         }
         rc = lf_db_begin(c);
-        struct lf_stmt *st = rc < 0 ? NULL : lf_db_prepare(c, sql, err);
-        if (st) lf_stmt_bind(st, "sIIsi", tenant, from, to, after, BATCH);
+        struct lf_stmt *st = rc < 0 ? NULL
+                                    : lf_db_prepare(c,
+                                                    "SELECT id FROM leads WHERE tenant_id = ?"
+                                                    " AND intent_expires_at <= ? LIMIT ?",
+                                                    err);
+        if (st) lf_stmt_bind(st, "sIi", tenant, run->now, BATCH);
         int n = st ? lead_batch(st, ids) : -LF_EINTERNAL;
         rc = n < 0 ? n : 0;
         for (int i = 0; rc >= 0 && i < n; i++) {
@@ -115,7 +116,6 @@ static int reintent_tenant(struct lf_job_run *run, const char *tenant,
             lf_db_rollback(c);
         lf_db_release(c);
         if (rc < 0 || n < BATCH) break;
-        snprintf(after, sizeof after, "%s", ids[n - 1]);
     }
     free(ids);
     return rc;

@@ -61,32 +61,6 @@ static int claim(struct lf_app *app, const char *job, int64_t slot, const char *
     return rc;
 }
 
-/* When the job last ran to the end without an error (epoch ms of its start), 0 when never:
- * a failed or interrupted run does not count, so the next run covers its ground again. */
-static int64_t previous_run(struct lf_app *app, const char *job, const char *tenant)
-{
-    int64_t since = 0;
-    struct lf_conn *c = lf_db_acquire(app->db, LF_DB_READ, NULL);
-    if (c == NULL) return 0;
-    struct lf_stmt *st = lf_db_prepare(c,
-                                       "SELECT started_at, result FROM scheduler_runs"
-                                       " WHERE job = ? AND tenant_id IN ('*', ?)"
-                                       " AND finished_at IS NOT NULL ORDER BY started_at DESC"
-                                       " LIMIT 20",
-                                       NULL);
-    if (st) lf_stmt_bind(st, "ss", job, tenant ? tenant : "*");
-    while (st && since == 0 && lf_stmt_step(st) == LF_DB_ROW) {
-        json_t *result = lf_json_parse(lf_stmt_text(st, 1));
-        if (json_is_true(json_object_get(result, "ok")) &&
-            !json_is_true(json_object_get(result, "interrupted")))
-            since = lf_stmt_int(st, 0);
-        json_decref(result);
-    }
-    if (st) lf_stmt_done(st);
-    lf_db_release(c);
-    return since;
-}
-
 /* Runs the job for a claimed slot and records how it ended. */
 static int execute(struct lf_app *app, const struct lf_job *job, int64_t slot, const char *tenant,
                    const _Atomic int *stop, json_t **result, struct lf_err *err)
@@ -97,7 +71,6 @@ static int execute(struct lf_app *app, const struct lf_job *job, int64_t slot, c
         .app = app,
         .tenant_id = tenant,
         .now = started,
-        .since = previous_run(app, job->name, tenant),
         .result = json_object(),
         .stop = stop ? stop : &never,
     };

@@ -13,7 +13,6 @@ struct lf_job_run {
     struct lf_app *app;
     const char *tenant_id;   /* NULL: every tenant (a scheduled run); else a manual run's tenant */
     int64_t now;             /* the run's clock */
-    int64_t since;           /* when the job last ran before (epoch ms), 0 when never */
     char cause[64];          /* names the run in emitted events' keys: "<job>:<started ms>" */
     json_t *result;          /* the job adds its counts here (an object, owned by the run) */
     const _Atomic int *stop; /* non-zero when the process is stopping: end early */

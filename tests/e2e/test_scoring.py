@@ -439,3 +439,30 @@ def test_score_of_a_merged_lead_answers_for_the_survivor(tenant):
     lead = tenant.lead(ea["lead_id"])
     assert lead["intent"]["summary"] == {"research": 20} and lead["intent"]["confidence"] == 67
     problem(tenant.get(f"/api/v1/leads/{uuid.uuid4()}/score"), 404)
+
+
+def test_intent_of_a_busy_lead_adds_up(server, tenant):
+    """Signals are added to the stored summary (a crawler on one address must not make each
+    event re-read the lead's whole history); the sum still matches the signals."""
+    tenant.intent_rule(intent="research", event_type="page_view", points=5)
+    tenant.intent_rule(intent="b2b", event_type="download", points=7, max_per_lead=2)
+    email = uniq("busy") + "@lab.example"
+    evs = [tenant.s.ingest({"event_type": "page_view" if i % 4 else "download",
+                            "lead": {"email": email}}, tenant=tenant.slug) for i in range(40)]
+    assert all(r.status_code == 202 for r in evs)
+    for r in evs:  # every event processed
+        eid = r.json()["event_id"]
+        deadline = time.time() + 15
+        while tenant.get(f"/api/v1/events/{eid}").json()["status"] != "processed":
+            assert time.time() < deadline
+            time.sleep(0.05)
+    lead_id = tenant.get(f"/api/v1/events/{evs[-1].json()['event_id']}").json()["lead_id"]
+    lead = tenant.lead(lead_id)
+    assert lead["intent"]["summary"] == {"research": 150, "b2b": 14}
+    assert lead["intent"]["primary"] == "research"
+    assert lead["intent"]["confidence"] == round(100 * 150 / 164)
+    db = sqlite3.connect(server.db)
+    got = dict(db.execute("SELECT intent, SUM(points) FROM intent_signals WHERE lead_id = ?"
+                          " GROUP BY intent", (lead_id,)).fetchall())
+    db.close()
+    assert got == {"research": 150, "b2b": 14}

@@ -18,6 +18,12 @@ CREATE INDEX score_history_due ON score_history (tenant_id, expires_at)
 -- stage adds points to the stored sums while this lies in the future, and recomputes them
 -- from the rows once it has passed, so expired points never count, decay job or not.
 ALTER TABLE leads ADD COLUMN score_expires_at BIGINT;
+-- Likewise for intent: when the oldest signal counted in intent_summary leaves the window.
+-- The intent stage adds new signals to the summary while it lies in the future, and sums the
+-- window again once it has passed; the decay job finds the leads whose time has come.
+ALTER TABLE leads ADD COLUMN intent_expires_at BIGINT;
+CREATE INDEX leads_intent_due ON leads (tenant_id, intent_expires_at)
+    WHERE intent_expires_at IS NOT NULL;
 
 -- Bumped in the transaction that changes a tenant's scoring or intent rules or the settings
 -- the engine reads, so every worker (in any process) recompiles before its next batch.
