@@ -206,7 +206,6 @@ static void save_rule(struct lf_req *r, const struct rule_kind *k, int creating)
     int rc = lf_db_begin(c);
     if (rc == 0 && creating) {
         lf_uuid7(id);
-        char sql[256];
         /* the required columns; the rest are set below */
         if (k == &score_kind)
             rc = lf_db_run(c, &err,
@@ -223,7 +222,6 @@ static void save_rule(struct lf_req *r, const struct rule_kind *k, int creating)
                            "sssssII", id, tenant, json_string_value(json_object_get(body, "slug")),
                            json_string_value(json_object_get(body, "intent")),
                            json_string_value(json_object_get(body, "event_type")), now, now);
-        (void)sql;
     } else if (rc == 0) {
         struct lf_stmt *st = NULL;
         char sql[256];

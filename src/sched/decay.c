@@ -27,10 +27,17 @@ static int lead_batch(struct lf_stmt *st, char ids[][40])
     return rc < 0 ? rc : n;
 }
 
-/* Each batch takes leads that still have rows to expire; expiring them takes the rows out of
- * the query's (partial) index, so the next batch finds the next leads. */
-static int expire_tenant(struct lf_job_run *run, const char *tenant,
-                         const struct lf_score_settings *s, struct counts *k, struct lf_err *err)
+/* What the job does to one lead, inside the batch's transaction. */
+typedef int lead_fn(struct lf_conn *c, struct lf_job_run *run, const char *tenant,
+                    const char *lead_id, const struct lf_score_settings *s, struct counts *k,
+                    struct lf_err *err);
+
+/* Runs fn for the leads select_sql (binding tenant, now, limit) finds, BATCH leads per
+ * transaction, until a batch comes back short or the process stops. fn must take each lead
+ * out of what select_sql finds, or the loop would see it again. */
+static int each_lead(struct lf_job_run *run, const char *tenant, const char *select_sql,
+                     lead_fn *fn, const struct lf_score_settings *s, struct counts *k,
+                     struct lf_err *err)
 {
     char(*ids)[40] = lf_xcalloc(BATCH, 40);
     int rc = 0;
@@ -41,30 +48,11 @@ static int expire_tenant(struct lf_job_run *run, const char *tenant,
             break;
         }
         rc = lf_db_begin(c);
-        struct lf_stmt *st =
-            rc < 0 ? NULL
-                   : lf_db_prepare(c,
-                                   "SELECT DISTINCT lead_id FROM score_history WHERE"
-                                   " tenant_id = ? AND expires_at <= ? AND expired_at IS NULL"
-                                   " LIMIT ?",
-                                   err);
+        struct lf_stmt *st = rc < 0 ? NULL : lf_db_prepare(c, select_sql, err);
         if (st) lf_stmt_bind(st, "sIi", tenant, run->now, BATCH);
         int n = st ? lead_batch(st, ids) : -LF_EINTERNAL;
         rc = n < 0 ? n : 0;
-        for (int i = 0; rc >= 0 && i < n; i++) {
-            int rows = lf_db_run(c, err,
-                                 "UPDATE score_history SET expired_at = ? WHERE tenant_id = ?"
-                                 " AND lead_id = ? AND +expires_at <= ? AND expired_at IS NULL",
-                                 "IssI", run->now, tenant, ids[i], run->now);
-            rc = rows < 0 ? rows
-                          : lf_score_recompute(c, tenant, ids[i], s, "decay", run->cause, run->now,
-                                               NULL, NULL, NULL);
-            if (rc >= 0) {
-                k->rows_expired += rows;
-                k->leads_rescored++;
-                k->scores_changed += rc;
-            }
-        }
+        for (int i = 0; rc >= 0 && i < n; i++) rc = fn(c, run, tenant, ids[i], s, k, err);
         if (rc >= 0)
             rc = lf_db_commit(c);
         else
@@ -76,49 +64,42 @@ static int expire_tenant(struct lf_job_run *run, const char *tenant,
     return rc;
 }
 
-/* Leads whose oldest counted intent signal has left the window (leads.intent_expires_at
- * passed) get their intent derived again; that moves intent_expires_at on (or clears it), so
- * each batch finds the next leads. */
-static int reintent_tenant(struct lf_job_run *run, const char *tenant,
-                           const struct lf_score_settings *s, struct counts *k, struct lf_err *err)
+/* Expires the lead's due rows and recomputes it: its rows leave the partial index the
+ * select reads, so the next batch finds the next leads. */
+static int expire_lead(struct lf_conn *c, struct lf_job_run *run, const char *tenant,
+                       const char *lead_id, const struct lf_score_settings *s, struct counts *k,
+                       struct lf_err *err)
 {
-    char(*ids)[40] = lf_xcalloc(BATCH, 40);
-    int rc = 0;
-    while (!*run->stop) {
-        struct lf_conn *c = lf_db_acquire(run->app->db, LF_DB_WRITE, err);
-        if (c == NULL) {
-            rc = -LF_ESTORE;
-            break;
-        }
-        rc = lf_db_begin(c);
-        struct lf_stmt *st = rc < 0 ? NULL
-                                    : lf_db_prepare(c,
-                                                    "SELECT id FROM leads WHERE tenant_id = ?"
-                                                    " AND intent_expires_at <= ? LIMIT ?",
-                                                    err);
-        if (st) lf_stmt_bind(st, "sIi", tenant, run->now, BATCH);
-        int n = st ? lead_batch(st, ids) : -LF_EINTERNAL;
-        rc = n < 0 ? n : 0;
-        for (int i = 0; rc >= 0 && i < n; i++) {
-            json_t *lead = lf_lead_context(c, tenant, ids[i], &rc);
-            if (lead == NULL) continue;
-            const char *prev = json_string_value(json_object_get(lead, "primary_intent"));
-            rc = lf_intent_recompute(c, tenant, ids[i], s, prev, run->cause, run->now);
-            if (rc >= 0) {
-                k->intents_reevaluated++;
-                k->intents_changed += rc;
-            }
-            json_decref(lead);
-        }
-        if (rc >= 0)
-            rc = lf_db_commit(c);
-        else
-            lf_db_rollback(c);
-        lf_db_release(c);
-        if (rc < 0 || n < BATCH) break;
-    }
-    free(ids);
-    return rc;
+    int rows = lf_db_run(c, err,
+                         "UPDATE score_history SET expired_at = ? WHERE tenant_id = ?"
+                         " AND lead_id = ? AND +expires_at <= ? AND expired_at IS NULL",
+                         "IssI", run->now, tenant, lead_id, run->now);
+    if (rows < 0) return rows;
+    int rc =
+        lf_score_recompute(c, tenant, lead_id, s, "decay", run->cause, run->now, NULL, NULL, NULL);
+    if (rc < 0) return rc;
+    k->rows_expired += rows;
+    k->leads_rescored++;
+    k->scores_changed += rc;
+    return 0;
+}
+
+/* Derives the lead's intent again, which moves its intent_expires_at on (or clears it). */
+static int reintent_lead(struct lf_conn *c, struct lf_job_run *run, const char *tenant,
+                         const char *lead_id, const struct lf_score_settings *s, struct counts *k,
+                         struct lf_err *err)
+{
+    (void)err;
+    int rc;
+    json_t *lead = lf_lead_context(c, tenant, lead_id, &rc);
+    if (lead == NULL) return rc < 0 ? rc : -LF_EINTERNAL; /* selected in this transaction */
+    const char *prev = json_string_value(json_object_get(lead, "primary_intent"));
+    rc = lf_intent_recompute(c, tenant, lead_id, s, prev, run->cause, run->now);
+    json_decref(lead);
+    if (rc < 0) return rc;
+    k->intents_reevaluated++;
+    k->intents_changed += rc;
+    return 0;
 }
 
 static json_t *counts_json(const struct counts *k)
@@ -163,8 +144,15 @@ static int run_decay(struct lf_job_run *run, struct lf_err *err)
         }
         lf_score_settings_load(c, tenant, &s);
         lf_db_release(c);
-        rc = expire_tenant(run, tenant, &s, &k, err);
-        if (rc >= 0) rc = reintent_tenant(run, tenant, &s, &k, err);
+        rc = each_lead(run, tenant,
+                       "SELECT DISTINCT lead_id FROM score_history WHERE tenant_id = ?"
+                       " AND expires_at <= ? AND expired_at IS NULL LIMIT ?",
+                       expire_lead, &s, &k, err);
+        if (rc >= 0)
+            rc = each_lead(run, tenant,
+                           "SELECT id FROM leads WHERE tenant_id = ? AND intent_expires_at <= ?"
+                           " LIMIT ?",
+                           reintent_lead, &s, &k, err);
         lf_score_settings_clear(&s);
         all.rows_expired += k.rows_expired;
         all.leads_rescored += k.leads_rescored;
