@@ -16,6 +16,11 @@ extern const struct lf_route lf_organizations_routes[];
 extern const struct lf_route lf_scoring_routes[];
 extern const struct lf_route lf_scheduler_routes[];
 extern const struct lf_route lf_reports_routes[];
+extern const struct lf_route lf_pipelines_routes[];
+extern const struct lf_route lf_deals_routes[];
+extern const struct lf_route lf_team_routes[];
+extern const struct lf_route lf_tasks_routes[];
+extern const struct lf_route lf_routing_routes[];
 #ifdef LF_TESTING
 extern const struct lf_route lf_testing_routes[];
 #endif

@@ -13,6 +13,11 @@ const struct lf_route *const lf_api_tables[] = {
     lf_scoring_routes,
     lf_scheduler_routes,
     lf_reports_routes,
+    lf_pipelines_routes,
+    lf_deals_routes,
+    lf_team_routes,
+    lf_tasks_routes,
+    lf_routing_routes,
 #ifdef LF_TESTING
     lf_testing_routes,
 #endif
