@@ -462,9 +462,11 @@ out:
 static void delete_lead(struct lf_req *r)
 {
     static const char *const cleanup[] = {
-        "UPDATE team_members SET current_leads = CASE WHEN current_leads > 0 THEN"
-        " current_leads - 1 ELSE 0 END WHERE tenant_id = ? AND id IN (SELECT assigned_to FROM"
-        " deals WHERE tenant_id = team_members.tenant_id AND lead_id = ? AND status = 'open')",
+        "UPDATE team_members SET current_leads = CASE WHEN current_leads > n THEN"
+        " current_leads - n ELSE 0 END FROM (SELECT tenant_id AS t, assigned_to AS who,"
+        " count(*) AS n FROM deals WHERE tenant_id = ? AND lead_id = ? AND status = 'open'"
+        " GROUP BY tenant_id, assigned_to) AS gone"
+        " WHERE team_members.tenant_id = gone.t AND team_members.id = gone.who",
         "UPDATE events SET lead_id = NULL WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM lead_identities WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM score_history WHERE tenant_id = ? AND lead_id = ?",

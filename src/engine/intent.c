@@ -156,6 +156,11 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
             /* a counted signal left the window: sum the window again */
             rc = lf_intent_recompute(ctx->conn, ev->tenant_id, ev->lead_id, &rs->settings, prev,
                                      ev->id, ctx->now);
+            /* later stages read the lead as it is now: load it again when they ask */
+            json_decref(ev->lead_ctx);
+            json_decref(ev->org_ctx);
+            ev->lead_ctx = ev->org_ctx = NULL;
+            ev->ctx_loaded = 0;
         } else {
             /* add the new signals to the summary: the cost does not grow with the lead's
              * history (a crawler on one address sends thousands of events) */

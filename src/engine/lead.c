@@ -345,21 +345,39 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
     };
     for (size_t i = 0; i < sizeof moves / sizeof moves[0] && rc >= 0; i++)
         rc = lf_db_run(c, NULL, moves[i], "sss", survivor, tenant_id, loser);
-    /* One deal per lead and pipeline: the loser's deal where the survivor has one is closed. */
+    /* One open deal per lead and pipeline: the loser's open deal where the survivor has one
+     * open is closed as lost ("merged"), its owner's count dropping; then all its deals move. */
+    if (rc >= 0)
+        rc = lf_db_run(c, NULL,
+                       "UPDATE team_members SET current_leads = CASE WHEN current_leads > n THEN"
+                       " current_leads - n ELSE 0 END FROM (SELECT d.assigned_to AS who,"
+                       " count(*) AS n FROM deals d WHERE d.tenant_id = ? AND d.lead_id = ?"
+                       " AND d.status = 'open' AND d.pipeline_id IN (SELECT pipeline_id FROM deals"
+                       " WHERE tenant_id = ? AND lead_id = ? AND status = 'open')"
+                       " GROUP BY d.assigned_to) AS gone"
+                       " WHERE team_members.tenant_id = ? AND team_members.id = gone.who",
+                       "sssss", tenant_id, loser, tenant_id, survivor, tenant_id);
     if (rc >= 0)
         rc = lf_db_run(c, NULL,
                        "UPDATE deals SET status = 'lost', close_reason = 'merged', closed_at = ?,"
                        " updated_at = ? WHERE tenant_id = ? AND lead_id = ? AND status = 'open'"
                        " AND pipeline_id IN (SELECT pipeline_id FROM deals WHERE tenant_id = ?"
-                       " AND lead_id = ?)",
+                       " AND lead_id = ? AND status = 'open')",
                        "IIssss", now, now, tenant_id, loser, tenant_id, survivor);
     if (rc >= 0)
-        rc = lf_db_run(
-            c, NULL,
-            "UPDATE deals SET lead_id = ?, updated_at = ? WHERE tenant_id = ? AND lead_id = ?"
-            " AND pipeline_id NOT IN (SELECT pipeline_id FROM deals WHERE tenant_id = ?"
-            " AND lead_id = ?)",
-            "sIssss", survivor, now, tenant_id, loser, tenant_id, survivor);
+        rc = lf_db_run(c, NULL,
+                       "UPDATE deals SET lead_id = ?, updated_at = ? WHERE tenant_id = ?"
+                       " AND lead_id = ?",
+                       "sIss", survivor, now, tenant_id, loser);
+    /* the survivor takes over the loser's routing when it had none */
+    if (rc >= 0)
+        rc = lf_db_run(c, NULL,
+                       "UPDATE leads SET routing_status = l.routing_status, pipeline_id ="
+                       " l.pipeline_id, routed_at = l.routed_at FROM (SELECT routing_status,"
+                       " pipeline_id, routed_at FROM leads WHERE tenant_id = ? AND id = ?) AS l"
+                       " WHERE leads.tenant_id = ? AND leads.id = ?"
+                       " AND leads.routing_status = 'unrouted' AND l.routing_status <> 'unrouted'",
+                       "ssss", tenant_id, loser, tenant_id, survivor);
     if (rc >= 0)
         rc = lf_db_run(c, NULL,
                        "UPDATE automation_logs SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?"

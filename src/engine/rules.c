@@ -99,6 +99,14 @@ void lf_score_settings_load(struct lf_conn *c, const char *tenant_id, struct lf_
     out->intent_window_days = int_setting(intent, "window_days", 180);
     out->intent_min_evidence = int_setting(intent, "min_evidence", 30);
     out->tiers = lf_settings_get(c, tenant_id, "tiers");
+    json_t *routing = lf_settings_get(c, tenant_id, "routing");
+    out->routing.min_score = int_setting(routing, "min_score", 40);
+    out->routing.min_confidence = int_setting(routing, "min_confidence", 60);
+    out->routing.conflict_min_score = int_setting(routing, "conflict_min_score", 60);
+    out->routing.ambiguity_margin = int_setting(routing, "ambiguity_margin", 15);
+    out->routing.discovery_min_score = int_setting(routing, "discovery_min_score", 60);
+    out->routing.intent_pipelines = json_incref(json_object_get(routing, "intent_pipelines"));
+    json_decref(routing);
     json_decref(scoring);
     json_decref(intent);
 }
@@ -107,6 +115,8 @@ void lf_score_settings_clear(struct lf_score_settings *s)
 {
     json_decref(s->tiers);
     s->tiers = NULL;
+    json_decref(s->routing.intent_pipelines);
+    s->routing.intent_pipelines = NULL;
 }
 
 static void ruleset_free(struct lf_ruleset *rs)

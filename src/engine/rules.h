@@ -41,6 +41,16 @@ struct lf_intent_rule {
     int max_per_lead; /* 0: no cap */
 };
 
+/* The routing setting (DESIGN §6), with its defaults where unset. */
+struct lf_routing_settings {
+    int min_score;            /* 40 */
+    int min_confidence;       /* 60 */
+    int conflict_min_score;   /* 60 */
+    int ambiguity_margin;     /* 15 */
+    int discovery_min_score;  /* 60 */
+    json_t *intent_pipelines; /* {intent: pipeline slug} (owned), NULL for none */
+};
+
 /* The settings the stages read, with the defaults of DESIGN §5 where unset. */
 struct lf_score_settings {
     int mql_threshold;       /* scoring.mql_threshold, 40 */
@@ -49,6 +59,7 @@ struct lf_score_settings {
     int intent_window_days;  /* intent.window_days, 180 */
     int intent_min_evidence; /* intent.min_evidence, 30 */
     json_t *tiers;           /* the "tiers" setting (owned), NULL for the defaults */
+    struct lf_routing_settings routing;
 };
 
 /* Which rules apply to one event type, in priority order ("*" rules merged in). */
@@ -90,7 +101,7 @@ const struct lf_rule_list *lf_rules_intent_for(const struct lf_ruleset *rs, cons
 /* Marks the tenant's rules changed (in the caller's transaction). Returns 0 or negative. */
 int lf_rules_bump(struct lf_conn *c, const char *tenant_id);
 
-/* Reads the score/intent settings of a tenant (defaults where unset); free them with
+/* Reads the score/intent/routing settings of a tenant (defaults where unset); free them with
  * lf_score_settings_clear. */
 void lf_score_settings_load(struct lf_conn *c, const char *tenant_id,
                             struct lf_score_settings *out);
