@@ -3,6 +3,7 @@
 #include "core/err.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_t *lf_settings_get(struct lf_conn *c, const char *tenant_id, const char *key)
@@ -15,6 +16,21 @@ json_t *lf_settings_get(struct lf_conn *c, const char *tenant_id, const char *ke
     if (lf_stmt_step(st) == LF_DB_ROW) v = json_loads(lf_stmt_text(st, 0), JSON_DECODE_ANY, NULL);
     lf_stmt_done(st);
     return v;
+}
+
+int lf_settings_put(struct lf_conn *c, const char *tenant_id, const char *key, json_t *value,
+                    int64_t now)
+{
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL) return -LF_ENOMEM;
+    int rc =
+        lf_db_run(c, NULL,
+                  "INSERT INTO settings (tenant_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                  " ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value,"
+                  " updated_at = excluded.updated_at",
+                  "sssI", tenant_id, key, text, now);
+    free(text);
+    return rc < 0 ? rc : 0;
 }
 
 static const char *const tier_names[] = {"cold", "warm", "mql", "hot"};
