@@ -231,6 +231,15 @@ def drain_counts(args):
         (tenant, args.since_ms)).fetchall()
     print("internal_events " + (", ".join(f"{t} {n}" for t, n in internal) or "none"))
     print(f"internal_events_total {sum(n for _, n in internal)}")
+    routing = db.execute(
+        "SELECT routing_status, count(*) FROM leads WHERE tenant_id = ? AND merged_into IS NULL"
+        " GROUP BY routing_status ORDER BY 1", (tenant,)).fetchall()
+    print("leads_by_routing_status " + ", ".join(f"{s} {n}" for s, n in routing))
+    print(f"deals {q('SELECT count(*) FROM deals WHERE tenant_id = ?')}")
+    by_pipe = db.execute(
+        "SELECT p.slug, count(*) FROM deals d JOIN pipelines p ON p.id = d.pipeline_id"
+        " WHERE d.tenant_id = ? GROUP BY p.slug ORDER BY 2 DESC", (tenant,)).fetchall()
+    print("deals_by_pipeline " + (", ".join(f"{s} {n}" for s, n in by_pipe) or "none"))
     # how many processed events each stage result names (score and intent results)
     scored = q("SELECT count(*) FROM events WHERE tenant_id = ? AND origin = 'external'"
                " AND status = 'processed' AND result LIKE '%\"score\":{%' AND received_at >= ?",

@@ -450,7 +450,8 @@ elif want a || want b || want d; then
     stop_server
 fi
 
-# (e) The lead stages' drain on its own database, with the default scoring and intent rules:
+# (e) The lead stages' drain on its own database (every stage built: resolve, attribute, score,
+# intent, route), with the default scoring and intent rules, pipelines and team:
 # two thirds of the leads exist already (a bulk import with job titles, countries and
 # companies), the events name lead_leads people, so about a third of them are new. The events
 # are the load generator's rules mix (page views of pricing, academic and partner pages,
@@ -586,9 +587,13 @@ if want c; then
         "no target; stages: $c_stages"
 fi
 if want e; then
-    verdict_leads=$(awk -v e="$e_drain_eps" 'BEGIN { print ((e >= 20000) ? "met" : "NOT met") }')
+    # the target falls as stages are added: resolve..intent 20000 (issue 4), ..route 15000
+    # (issue 5), ..automate 12000 (issue 6)
+    e_target=20000
+    case ",$e_stages," in *automate*) e_target=12000 ;; *route*) e_target=15000 ;; esac
+    verdict_leads=$(awk -v e="$e_drain_eps" -v t="$e_target" 'BEGIN { print ((e >= t) ? "met" : "NOT met") }')
     line "(e) lead drain, $drain_workers workers" "$e_drained" "$e_drain_s" "$e_drain_eps" - - - - \
-        ">= 20000 ev/s: $verdict_leads; stages: $e_stages"
+        ">= $e_target ev/s: $verdict_leads; stages: $e_stages"
 fi
 if want f; then
     verdict_decay=$(awk -v s="$f_s" -v r="${f_rows:-0}" 'BEGIN { print ((r > 0 && s < 10) ? "met" : "NOT met") }')
