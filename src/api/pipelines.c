@@ -7,6 +7,7 @@
  * Paths name pipelines and stages by id or slug; slugs shaped like a UUID are refused so the
  * two never read alike. Every write is one transaction: bad input changes nothing. */
 #include "api/api.h"
+#include "engine/route.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -222,6 +223,19 @@ static int find_pipeline(struct lf_conn *c, const char *tenant, const char *ref,
 
 /* Finds the stage named by ref (id or slug) in pipeline pid and writes its id and kind.
  * Returns 1, or a negative code with err (-LF_ENOTFOUND when there is none). */
+/* The pipeline's slug (64 bytes). Returns 0 or a negative code. */
+static int pipeline_slug(struct lf_conn *c, const char *tenant, const char *id, char slug[64])
+{
+    struct lf_stmt *st =
+        lf_db_prepare(c, "SELECT slug FROM pipelines WHERE tenant_id = ? AND id = ?", NULL);
+    if (st == NULL) return -LF_EINTERNAL;
+    lf_stmt_bind(st, "ss", tenant, id);
+    int rc = lf_stmt_step(st);
+    if (rc == LF_DB_ROW) snprintf(slug, 64, "%s", lf_stmt_text(st, 0));
+    lf_stmt_done(st);
+    return rc < 0 ? rc : 0;
+}
+
 static int find_stage(struct lf_conn *c, const char *tenant, const char *pid, const char *ref,
                       char id[40], char kind[8], struct lf_err *err)
 {
@@ -614,11 +628,17 @@ static void patch_pipeline(struct lf_req *r)
     char id[40];
     int64_t now = lf_now_ms();
     int rc = lf_db_begin(c);
+    char old_slug[64] = "";
     if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], id, &err);
+    if (rc >= 0) rc = pipeline_slug(c, tenant, id, old_slug);
     if (rc >= 0) {
         rc = set_members(c, "pipelines", columns, tenant, id, body, &err);
         if (rc == -LF_ECONSTRAINT) rc = slug_taken(&err, body, "pipeline");
     }
+    /* the routing setting names pipelines by slug */
+    if (rc >= 0 && json_is_string(json_object_get(body, "slug")))
+        rc = lf_routing_pipeline_renamed(c, tenant, old_slug,
+                                         json_string_value(json_object_get(body, "slug")), now);
     if (rc >= 0 && json_object_get(body, "position")) {
         order = load_order(c, tenant, NULL, &rc, &err);
         json_int_t pos = 0;
@@ -653,8 +673,10 @@ static void delete_pipeline(struct lf_req *r)
     char id[40];
     int64_t now = lf_now_ms(), open = 0, closed = 0;
     json_t *order = NULL;
+    char slug[64] = "";
     int rc = lf_db_begin(c);
     if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], id, &err);
+    if (rc >= 0) rc = pipeline_slug(c, tenant, id, slug);
     if (rc >= 0)
         rc = lf_db_int(c, &err, &open,
                        "SELECT COUNT(*) FROM deals WHERE tenant_id = ? AND pipeline_id = ?"
@@ -693,6 +715,7 @@ static void delete_pipeline(struct lf_req *r)
     if (rc >= 0)
         rc = lf_db_run(c, &err, "DELETE FROM pipelines WHERE tenant_id = ? AND id = ?", "ss",
                        tenant, id);
+    if (rc >= 0) rc = lf_routing_pipeline_renamed(c, tenant, slug, NULL, now);
     if (rc >= 0) order = load_order(c, tenant, NULL, &rc, &err);
     if (rc >= 0) rc = write_order(c, tenant, NULL, order, now, &err);
     rc = end_tx(c, rc);

@@ -17,6 +17,7 @@
 #include "engine/emit.h"
 #include "engine/rules.h"
 #include "engine/score.h"
+#include "engine/settings.h"
 #include "engine/stage.h"
 #include "core/crypto.h"
 #include "core/jsonx.h"
@@ -124,6 +125,30 @@ int lf_route_lead(struct lf_conn *c, const char *tenant_id, const char *lead_id,
         json_decref(data);
     }
     if (rc >= 0 && deal_id) snprintf(deal_id, 40, "%s", deal);
+    return rc < 0 ? rc : 0;
+}
+
+int lf_routing_pipeline_renamed(struct lf_conn *c, const char *tenant_id, const char *old_slug,
+                                const char *new_slug, int64_t now)
+{
+    if (new_slug && strcmp(old_slug, new_slug) == 0) return 0;
+    json_t *routing = lf_settings_get(c, tenant_id, "routing");
+    json_t *map = json_object_get(routing, "intent_pipelines");
+    const char *intent;
+    json_t *v, *tmp;
+    int changed = 0, rc = 0;
+    json_object_foreach_safe(map, tmp, intent, v)
+    {
+        if (!json_is_string(v) || strcmp(json_string_value(v), old_slug) != 0) continue;
+        if (new_slug)
+            json_object_set_new(map, intent, json_string(new_slug));
+        else
+            json_object_del(map, intent);
+        changed = 1;
+    }
+    if (changed) rc = lf_settings_put(c, tenant_id, "routing", routing, now);
+    if (changed && rc == 0) rc = lf_rules_bump(c, tenant_id);
+    json_decref(routing);
     return rc < 0 ? rc : 0;
 }
 

@@ -19,4 +19,10 @@ int lf_route_lead(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                   const char *pipeline, const char *owner, const char *kind, const char *by,
                   const char *cause, int64_t now, char deal_id[40], struct lf_err *err);
 
+/* Keeps the routing setting's intent → pipeline map true when a pipeline's slug changes from
+ * old_slug to new_slug, or when it is deleted (new_slug NULL: its intents map to nothing).
+ * Bumps the rule version when the map changed. Returns 0 or a negative code. */
+int lf_routing_pipeline_renamed(struct lf_conn *c, const char *tenant_id, const char *old_slug,
+                                const char *new_slug, int64_t now);
+
 #endif

@@ -336,3 +336,18 @@ def other_lead(t):
     r = t.post("/api/v1/leads", {"email": uniq("o") + "@corp.example"})
     assert r.status_code == 201
     return r.json()["id"]
+
+
+def test_renaming_or_deleting_a_pipeline_keeps_the_intent_map_true(sales):
+    r = sales.patch("/api/v1/pipelines/b2b", {"slug": "b2b-sales"})
+    assert r.status_code == 200, r.text
+    assert sales.get("/api/v1/settings/routing").json()["intent_pipelines"]["b2b"] == "b2b-sales"
+    # the router follows at once (the rename bumped the rule version)
+    email = uniq("ren") + "@corp.example"
+    for _ in range(4):
+        ev = sales.send("b2b_signal", email)
+    assert ev["result"]["route"]["pipeline"] == "b2b-sales"
+    deal_id = ev["result"]["route"]["deal_id"]
+    assert sales.post(f"/api/v1/deals/{deal_id}/close", {"outcome": "lost"}).status_code == 200
+    assert sales.delete("/api/v1/pipelines/b2b-sales").status_code == 204
+    assert "b2b" not in sales.get("/api/v1/settings/routing").json()["intent_pipelines"]
