@@ -293,6 +293,7 @@ int lf_deal_create(struct lf_conn *c, const char *tenant_id, const struct lf_dea
         snprintf(name, sizeof name, "%s", d->name);
     else
         snprintf(name, sizeof name, "%.255s \xe2\x80\x94 %.255s", lead_name, pipe_name);
+    lf_utf8_sanitize(name); /* the cuts above may split a character */
     lf_uuid7(id);
     rc = lf_db_run(c, err,
                    "INSERT INTO deals (id, tenant_id, lead_id, pipeline_id, stage_id, name,"
@@ -446,6 +447,21 @@ int lf_deal_reopen(struct lf_conn *c, const char *tenant_id, const char *deal_id
     if (rc == LF_DB_DONE) return lf_err_set(err, -LF_ECONFLICT, "the pipeline has no open stage");
     if (rc < 0) return rc;
     int moved = strcmp(to, d.stage_id) != 0;
+    if (*d.owner) { /* a member deleted since the close owns nothing anymore */
+        int64_t n = 0;
+        rc = lf_db_int(c, err, &n,
+                       "SELECT count(*) FROM team_members WHERE tenant_id = ? AND id = ?", "ss",
+                       tenant_id, d.owner);
+        if (rc < 0) return rc;
+        if (n == 0) {
+            rc = lf_db_run(c, err,
+                           "UPDATE deals SET assigned_to = NULL, assigned_at = NULL"
+                           " WHERE tenant_id = ? AND id = ?",
+                           "ss", tenant_id, d.id);
+            if (rc < 0) return rc;
+            d.owner[0] = '\0';
+        }
+    }
     rc = lf_db_run(c, err,
                    "UPDATE deals SET status = 'open', closed_at = NULL, close_reason = NULL,"
                    " stage_entered_at = CASE WHEN stage_id = ? THEN stage_entered_at ELSE ? END,"
@@ -478,7 +494,7 @@ int lf_deal_assign(struct lf_conn *c, const char *tenant_id, const char *deal_id
                    "sNIss", owner, (int64_t)(owner ? now : -1), now, tenant_id, d.id);
     if (rc >= 0 && open) rc = load_add(c, tenant_id, d.owner, -1, now);
     if (rc >= 0 && open) rc = load_add(c, tenant_id, owner, 1, now);
-    if (rc >= 0 && owner) rc = mark_assigned(c, tenant_id, owner, now);
+    if (rc >= 0 && owner && open) rc = mark_assigned(c, tenant_id, owner, now);
     return rc < 0 ? rc : 1;
 }
 
@@ -539,6 +555,7 @@ json_t *lf_deal_json(struct lf_conn *c, const char *tenant_id, const char *id, i
     json_t *o = NULL;
     if ((*rc = lf_stmt_step(st)) == LF_DB_ROW) {
         o = lf_deal_row_json(st, 0);
+        if (o == NULL) *rc = -LF_EINTERNAL; /* text that is not UTF-8 */
         json_object_set_new(o, "pipeline", lf_json_text(lf_stmt_text(st, LF_DEAL_NCOLS)));
         json_object_set_new(o, "stage", lf_json_text(lf_stmt_text(st, LF_DEAL_NCOLS + 1)));
     }
@@ -621,9 +638,13 @@ int lf_task_create(struct lf_conn *c, const char *tenant_id, const struct lf_tas
         struct deal_row d;
         if ((rc = load_deal(c, tenant_id, t->deal_id, &d, err)) < 0) return rc;
         if (!*lead) snprintf(lead, sizeof lead, "%s", d.lead_id);
+        if (strcmp(lead, d.lead_id) != 0)
+            return lf_err_field(err, "lead_id", "deal %s belongs to another lead", d.id);
     }
     if (*lead) {
-        rc = lf_db_int(c, err, &n, "SELECT count(*) FROM leads WHERE tenant_id = ? AND id = ?",
+        rc = lf_db_int(c, err, &n,
+                       "SELECT count(*) FROM leads WHERE tenant_id = ? AND id = ?"
+                       " AND merged_into IS NULL",
                        "ss", tenant_id, lead);
         if (rc >= 0 && n == 0) return lf_err_set(err, -LF_ENOTFOUND, "no lead %s", lead);
     }
@@ -645,9 +666,10 @@ int lf_task_create(struct lf_conn *c, const char *tenant_id, const struct lf_tas
         lf_db_prepare(c, "SELECT " LF_TASK_COLS " FROM tasks WHERE tenant_id = ? AND id = ?", err);
     if (st == NULL) return -LF_EINTERNAL;
     lf_stmt_bind(st, "ss", tenant_id, id);
-    if (lf_stmt_step(st) == LF_DB_ROW) task = lf_task_row_json(st, now);
+    if ((rc = lf_stmt_step(st)) == LF_DB_ROW) task = lf_task_row_json(st, now);
     lf_stmt_done(st);
-    json_t *data = json_pack("{s:o, s:s?}", "task", task ? task : json_null(), "by", t->by);
+    if (task == NULL) return rc < 0 ? rc : -LF_EINTERNAL;
+    json_t *data = json_pack("{s:o, s:s?}", "task", task, "by", t->by);
     rc = lf_emit(c, tenant_id, "task.created", *lead ? lead : NULL, key, data, now);
     json_decref(data);
     return rc < 0 ? rc : 0;

@@ -95,8 +95,8 @@ int lf_deal_assign(struct lf_conn *c, const char *tenant_id, const char *deal_id
 /* A row of LF_DEAL_COLS (from column `first` on) as JSON. */
 json_t *lf_deal_row_json(struct lf_stmt *st, int first);
 
-/* The deal as JSON; with full, also "lead" (id, email, names, score, intent, status),
- * "stage" (id, slug, name, kind), "history" (oldest first) and "tasks". NULL when missing
+/* The deal as JSON with "pipeline" and "stage" (their slugs); with full, also "lead" (id,
+ * email, names, score, intent, status), "history" (oldest first) and "tasks". NULL when missing
  * (*rc LF_DB_DONE) or on a store error (*rc negative). */
 json_t *lf_deal_json(struct lf_conn *c, const char *tenant_id, const char *id, int full, int *rc);
 
