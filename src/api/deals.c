@@ -301,8 +301,10 @@ static void check_fields(json_t *body, int creating, int64_t *close_at, struct l
             lf_err_field(err, "name", "must be a string of 1 to %d characters", NAME_MAX_LEN);
     }
     v = json_object_get(body, "value_cents");
-    if (v && (!json_is_integer(v) || json_integer_value(v) < 0))
-        lf_err_field(err, "value_cents", "must be a whole number of cents, 0 or more");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+              json_integer_value(v) > LF_DEAL_VALUE_MAX))
+        lf_err_field(err, "value_cents", "must be a whole number of cents from 0 to %lld",
+                     (long long)LF_DEAL_VALUE_MAX);
     v = json_object_get(body, "currency");
     if (v && !is_currency(json_string_value(v)))
         lf_err_field(err, "currency", "must be an ISO 4217 code: three upper-case letters");

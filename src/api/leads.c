@@ -472,6 +472,9 @@ static void delete_lead(struct lf_req *r)
         "DELETE FROM score_history WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM intent_signals WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM tasks WHERE tenant_id = ? AND lead_id = ?",
+        "DELETE FROM deal_stage_history WHERE tenant_id = ? AND deal_id IN (SELECT d.id FROM"
+        " deals d WHERE d.tenant_id = deal_stage_history.tenant_id AND d.lead_id = ?)",
+        "DELETE FROM routing_log WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM deals WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM leads WHERE tenant_id = ? AND merged_into = ?",
         "DELETE FROM leads WHERE tenant_id = ? AND id = ?",

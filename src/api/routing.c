@@ -2,6 +2,7 @@
  * routing a lead by hand. The setting is read by the route stage from the rule cache, so a
  * change bumps the tenant's rule version in its transaction. */
 #include "api/api.h"
+#include "core/crypto.h"
 #include "engine/deal.h"
 #include "engine/lead.h"
 #include "engine/route.h"
@@ -187,7 +188,9 @@ static void route_lead(struct lf_req *r)
     }
     const char *tenant = r->auth.tenant_id;
     char lead[40], deal[40] = "", cause[80];
-    snprintf(cause, sizeof cause, "api:%s", r->request_id);
+    char op[40]; /* a client's X-Request-Id may repeat: the cause must not */
+    lf_uuid7(op);
+    snprintf(cause, sizeof cause, "api:%s", op);
     int rc = lf_db_begin(c);
     int found = rc == 0 ? lf_lead_resolve_id(c, tenant, r->params[0], lead) : rc;
     if (found == 0)

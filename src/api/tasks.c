@@ -204,7 +204,9 @@ static void create_task(struct lf_req *r)
     if (c == NULL) goto out;
     const char *tenant = r->auth.tenant_id;
     char id[40], lead[40] = "", cause[80];
-    snprintf(cause, sizeof cause, "api:%s", r->request_id);
+    char op[40]; /* a client's X-Request-Id may repeat: the cause must not */
+    lf_uuid7(op);
+    snprintf(cause, sizeof cause, "api:%s", op);
     int rc = lf_db_begin(c);
     if (rc == 0 && t.text[K_LEAD]) {
         int found = lf_lead_resolve_id(c, tenant, t.text[K_LEAD], lead);

@@ -32,12 +32,16 @@ int lf_strategy_default(struct lf_conn *c, const char *tenant_id);
 int lf_owner_pick(struct lf_conn *c, const char *tenant_id, const char *role, const char *region,
                   int strategy, const char *except, int64_t now, char out[40]);
 
+/* The largest deal value in cents (100 billion in the currency's units): sums over a
+ * pipeline stay far from the 64-bit limit. */
+#define LF_DEAL_VALUE_MAX 10000000000000LL
+
 struct lf_deal_new {
     const char *lead_id;
     const char *pipeline_id;
     const char *stage_id;      /* NULL: the pipeline's first open stage */
     const char *name;          /* NULL: "<lead name or email> — <pipeline name>" */
-    int64_t value_cents;       /* ≥ 0 */
+    int64_t value_cents;       /* 0..LF_DEAL_VALUE_MAX */
     const char *currency;      /* NULL: EUR */
     int64_t expected_close_at; /* -1: none */
     const char *owner;         /* a member id; NULL: picked by strategy */

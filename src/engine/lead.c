@@ -340,6 +340,7 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
         "UPDATE score_history SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?",
         "UPDATE intent_signals SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?",
         "UPDATE tasks SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?",
+        "UPDATE routing_log SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?",
         "UPDATE lead_identities SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?",
         "UPDATE leads SET merged_into = ? WHERE tenant_id = ? AND merged_into = ?",
     };

@@ -267,16 +267,17 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     const char *pipeline =
         primary ? json_string_value(json_object_get(rt->intent_pipelines, primary)) : NULL;
     char pid[40], pslug[64];
-    int have_pipeline = 0;
-    if (pipeline && score >= rt->min_score) {
+    int decided = signals && !ambiguous && conf >= rt->min_confidence, have_pipeline = 0;
+    if (decided && pipeline) {
         rc = find_pipeline(ctx->conn, ev->tenant_id, pipeline, pid, pslug);
         have_pipeline = rc == LF_DB_ROW;
     }
     if (rc < 0) {
         /* fall through to the cleanup */
-    } else if (signals && !ambiguous && conf >= rt->min_confidence && have_pipeline &&
-               score >= rt->min_score) {
-        rc = route_to(ctx, ev, pslug, "auto", err);
+    } else if (decided && have_pipeline) {
+        /* a clear intent with a pipeline: routed once the score is there, else it waits in the
+         * pool (also when min_score is set above conflict_min_score) */
+        if (score >= rt->min_score) rc = route_to(ctx, ev, pslug, "auto", err);
     } else if (signals && score >= rt->conflict_min_score) {
         rc = conflict(ctx, ev,
                       ambiguous                   ? "ambiguous"

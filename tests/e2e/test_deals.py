@@ -191,6 +191,10 @@ def test_create_validation(tenant):
     assert fields_of(doc) == {"pipeline", "value_cents"}
     problem(tenant.post("/api/v1/deals", {"lead_id": lead["id"], "pipeline": "b2b",
                                           "value_cents": "10"}), 400)
+    # a value that would overflow a pipeline's sums is refused (the cap: 10^13 cents)
+    doc = problem(tenant.post("/api/v1/deals", {"lead_id": lead["id"], "pipeline": "b2b",
+                                                "value_cents": 9000000000000000000}), 400)
+    assert fields_of(doc) == {"value_cents"}
     problem(tenant.post("/api/v1/deals", {"lead_id": lead["id"], "pipeline": "b2b",
                                           "owner": 7}), 400)
     doc = problem(tenant.post("/api/v1/deals", {"lead_id": str(uuid.uuid4()), "pipeline": "b2b"}),

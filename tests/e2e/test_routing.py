@@ -351,3 +351,39 @@ def test_renaming_or_deleting_a_pipeline_keeps_the_intent_map_true(sales):
     assert sales.post(f"/api/v1/deals/{deal_id}/close", {"outcome": "lost"}).status_code == 200
     assert sales.delete("/api/v1/pipelines/b2b-sales").status_code == 204
     assert "b2b" not in sales.get("/api/v1/settings/routing").json()["intent_pipelines"]
+
+
+def test_clear_intent_below_min_score_waits_in_the_pool_even_above_conflict_score(sales):
+    assert sales.put("/api/v1/settings/routing",
+                     {"min_score": 80, "conflict_min_score": 60}).status_code == 200
+    email = uniq("wait") + "@corp.example"
+    for _ in range(6):  # 60 points, b2b confidence 100: clear, but not enough score
+        ev = sales.send("b2b_signal", email)
+    assert "route" not in ev["result"]
+    assert sales.lead(ev["lead_id"])["routing_status"] == "unrouted"
+    for _ in range(2):
+        ev = sales.send("b2b_signal", email)
+    assert ev["result"]["route"]["decision"] == "auto"
+    assert sales.domain_events("lead.routing_conflict", ev["lead_id"]) == []
+
+
+def test_a_repeated_request_id_loses_no_routing_event(sales):
+    lead_id = sales.new_lead()
+    for pipeline in ("b2b", "research"):
+        r = sales.s.post(f"/api/v1/leads/{lead_id}/route", {"pipeline": pipeline},
+                         tenant=sales.slug, headers={"X-Request-Id": "fixed-req-1"})
+        assert r.status_code == 200, r.text
+    assert len(sales.domain_events("lead.routed", lead_id)) == 2
+
+
+def test_deleting_a_lead_takes_its_routing_and_deal_history(sales):
+    lead_id = sales.new_lead()
+    deal = sales.route(lead_id, "b2b")["deal"]
+    assert sales.post(f"/api/v1/deals/{deal['id']}/move", {"stage": "qualified"}).status_code == 200
+    assert sales.delete(f"/api/v1/leads/{lead_id}").status_code == 204
+    with sales.db() as db:
+        assert db.execute("SELECT count(*) FROM deal_stage_history WHERE deal_id = ?",
+                          (deal["id"],)).fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM routing_log WHERE lead_id = ?",
+                          (lead_id,)).fetchone()[0] == 0
+    _assert_counts_exact(sales)
