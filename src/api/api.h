@@ -35,6 +35,12 @@ struct lf_conn *lf_api_conn(struct lf_req *r, enum lf_db_mode mode);
  * -LF_EINVAL naming the argument in err. */
 int lf_api_time_arg(struct lf_req *r, const char *name, int64_t *out, struct lf_err *err);
 
+/* Answers a resource looked up by id: o (stolen) with status; when o is NULL, a 404 "no
+ * <what> <id>" (rc LF_DB_DONE), a 500 (rc LF_DB_ROW: the row would not make JSON), or the
+ * store's error (rc negative). */
+void lf_api_reply_found(struct lf_req *r, json_t *o, int rc, int status, const char *what,
+                        const char *id);
+
 /* Wraps a list: {"items": items (stolen), "next_cursor": cursor or null}. */
 json_t *lf_api_page(json_t *items, const char *next_cursor);
 

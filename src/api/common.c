@@ -46,6 +46,22 @@ int lf_api_time_arg(struct lf_req *r, const char *name, int64_t *out, struct lf_
     return 0;
 }
 
+void lf_api_reply_found(struct lf_req *r, json_t *o, int rc, int status, const char *what,
+                        const char *id)
+{
+    if (o) {
+        lf_reply_json(r, status, o);
+        return;
+    }
+    struct lf_err err = {0};
+    if (rc == LF_DB_DONE)
+        rc = lf_err_set(&err, -LF_ENOTFOUND, "no %s %s", what, id);
+    else if (rc >= 0)
+        rc = lf_err_set(&err, -LF_EINTERNAL, "%s %s could not be read", what, id);
+    lf_reply_error(r, rc, &err);
+    lf_err_clear(&err);
+}
+
 json_t *lf_api_page(json_t *items, const char *next_cursor)
 {
     return json_pack("{s:o, s:o}", "items", items, "next_cursor", lf_json_text(next_cursor));

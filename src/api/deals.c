@@ -67,17 +67,7 @@ static void reply_deal(struct lf_req *r, struct lf_conn *c, const char *id, int 
 {
     int rc;
     json_t *o = lf_deal_json(c, r->auth.tenant_id, id, 1, &rc);
-    if (o) {
-        lf_reply_json(r, status, o);
-        return;
-    }
-    struct lf_err err = {0};
-    if (rc == LF_DB_DONE)
-        rc = lf_err_set(&err, -LF_ENOTFOUND, "no deal %s", id);
-    else if (rc >= 0) /* a row that would not make JSON */
-        rc = lf_err_set(&err, -LF_EINTERNAL, "deal %s could not be read", id);
-    lf_reply_error(r, rc, &err);
-    lf_err_clear(&err);
+    lf_api_reply_found(r, o, rc, status, "deal", id);
 }
 
 /* ---- list */

@@ -48,16 +48,9 @@ static json_t *load_task(struct lf_conn *c, const char *tenant, const char *id, 
 
 static void reply_task(struct lf_req *r, struct lf_conn *c, const char *id, int status)
 {
-    struct lf_err err = {0};
     int rc;
     json_t *o = load_task(c, r->auth.tenant_id, id, &rc);
-    if (o) {
-        lf_reply_json(r, status, o);
-        return;
-    }
-    if (rc >= 0) lf_err_set(&err, -LF_ENOTFOUND, "no task %s", id);
-    lf_reply_error(r, rc >= 0 ? -LF_ENOTFOUND : rc, &err);
-    lf_err_clear(&err);
+    lf_api_reply_found(r, o, rc, status, "task", id);
 }
 
 static json_t *task_row(struct lf_stmt *st, void *arg, char *cursor)

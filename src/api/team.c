@@ -64,16 +64,9 @@ static json_t *load_member(struct lf_conn *c, const char *tenant, const char *id
 
 static void reply_member(struct lf_req *r, struct lf_conn *c, const char *id, int status)
 {
-    struct lf_err err = {0};
     int rc;
     json_t *o = load_member(c, r->auth.tenant_id, id, &rc);
-    if (o) {
-        lf_reply_json(r, status, o);
-        return;
-    }
-    if (rc >= 0) lf_err_set(&err, -LF_ENOTFOUND, "no team member %s", id);
-    lf_reply_error(r, rc >= 0 ? -LF_ENOTFOUND : rc, &err);
-    lf_err_clear(&err);
+    lf_api_reply_found(r, o, rc, status, "team member", id);
 }
 
 /* 0 when the member exists, -LF_ENOTFOUND (named in err) when not, or a store error. */
