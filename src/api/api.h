@@ -62,6 +62,17 @@ void lf_api_reply_rows(struct lf_req *r, struct lf_stmt *st, int limit, lf_row_f
  * column. */
 char *lf_api_like(struct lf_arena *a, const char *q);
 
+/* 1 when v is one of the NULL-ended set. */
+int lf_api_one_of(const char *v, const char *const *set);
+
+/* A whole-number query argument: absent leaves *present 0; present and valid sets *out and
+ * *present 1; else -LF_EINVAL naming the argument in err. Returns 0 or -LF_EINVAL. */
+int lf_api_int_arg(struct lf_req *r, const char *name, int64_t *out, int *present,
+                   struct lf_err *err);
+
+/* The characters (UTF-8 code points) of a JSON string. */
+size_t lf_api_chars(json_t *s);
+
 /* 1 when s is a slug: 1..63 of [a-z0-9_-], starting with a letter or digit. */
 int lf_api_is_slug(const char *s);
 

@@ -2,6 +2,8 @@
 #include "api/api.h"
 #include "core/timeutil.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 const struct lf_route *const lf_api_tables[] = {
@@ -60,6 +62,37 @@ void lf_api_reply_found(struct lf_req *r, json_t *o, int rc, int status, const c
         rc = lf_err_set(&err, -LF_EINTERNAL, "%s %s could not be read", what, id);
     lf_reply_error(r, rc, &err);
     lf_err_clear(&err);
+}
+
+int lf_api_one_of(const char *v, const char *const *set)
+{
+    for (; v && *set; set++)
+        if (strcmp(v, *set) == 0) return 1;
+    return 0;
+}
+
+int lf_api_int_arg(struct lf_req *r, const char *name, int64_t *out, int *present,
+                   struct lf_err *err)
+{
+    const char *v = lf_req_query(r, name);
+    *present = 0;
+    if (v == NULL) return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno)
+        return lf_err_field(err, name, "must be a whole number");
+    *out = n;
+    *present = 1;
+    return 0;
+}
+
+size_t lf_api_chars(json_t *s)
+{
+    const char *p = json_string_value(s);
+    size_t n = 0, len = json_string_length(s);
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return n;
 }
 
 json_t *lf_api_page(json_t *items, const char *next_cursor)

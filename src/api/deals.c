@@ -19,26 +19,6 @@
 
 static const char *const statuses[] = {"open", "won", "lost", NULL};
 
-static int one_of(const char *v, const char *const *set)
-{
-    for (; v && *set; set++)
-        if (strcmp(v, *set) == 0) return 1;
-    return 0;
-}
-
-/* A pipeline of the tenant by id or slug. LF_DB_ROW (id written), LF_DB_DONE or negative. */
-static int find_pipeline(struct lf_conn *c, const char *tenant, const char *ref, char id[40])
-{
-    struct lf_stmt *st = lf_db_prepare(
-        c, "SELECT id FROM pipelines WHERE tenant_id = ? AND (id = ? OR slug = ?)", NULL);
-    if (st == NULL) return -LF_EINTERNAL;
-    lf_stmt_bind(st, "sss", tenant, ref, ref);
-    int rc = lf_stmt_step(st);
-    if (rc == LF_DB_ROW) snprintf(id, 40, "%s", lf_stmt_text(st, 0));
-    lf_stmt_done(st);
-    return rc;
-}
-
 /* A stage of the tenant: by id or slug within pipeline_id, or by id alone when pipeline_id is
  * NULL. LF_DB_ROW (id written), LF_DB_DONE or negative. */
 static int find_stage(struct lf_conn *c, const char *tenant, const char *pipeline_id,
@@ -106,24 +86,6 @@ static json_t *deal_row(struct lf_stmt *st, void *arg, char *cursor)
     return o;
 }
 
-/* A whole-number query argument; absent leaves *present 0. */
-static void int_arg(struct lf_req *r, const char *name, int64_t *out, int *present,
-                    struct lf_err *err)
-{
-    const char *v = lf_req_query(r, name);
-    *present = 0;
-    if (v == NULL) return;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno) {
-        lf_err_field(err, name, "must be a whole number (cents)");
-        return;
-    }
-    *out = n;
-    *present = 1;
-}
-
 static void list_deals(struct lf_req *r)
 {
     struct lf_err err = {0};
@@ -160,7 +122,7 @@ static void list_deals(struct lf_req *r)
             lf_err_field(&err, "cursor", "is not a cursor this API gave out");
     }
     const char *status = lf_req_query(r, "status");
-    if (status && !one_of(status, statuses))
+    if (status && !lf_api_one_of(status, statuses))
         lf_err_field(&err, "status", "must be open, won or lost");
     const char *lead = lf_req_query(r, "lead");
     if (lead && !lf_uuid_valid(lead)) lf_err_field(&err, "lead", "must be a lead id");
@@ -169,8 +131,8 @@ static void list_deals(struct lf_req *r)
         lf_err_field(&err, "owner", "must be a team member's id, or none for unassigned deals");
     int64_t vmin = 0, vmax = 0, since = -1, until = -1;
     int has_min, has_max;
-    int_arg(r, "value_min", &vmin, &has_min, &err);
-    int_arg(r, "value_max", &vmax, &has_max, &err);
+    lf_api_int_arg(r, "value_min", &vmin, &has_min, &err);
+    lf_api_int_arg(r, "value_max", &vmax, &has_max, &err);
     lf_api_time_arg(r, "since", &since, &err);
     lf_api_time_arg(r, "until", &until, &err);
     const char *pipeline = lf_req_query(r, "pipeline"), *stage = lf_req_query(r, "stage");
@@ -180,7 +142,7 @@ static void list_deals(struct lf_req *r)
     if (c == NULL) goto out;
     /* references by slug become ids; one the tenant does not have is a bad argument */
     if (pipeline) {
-        rc = find_pipeline(c, tenant, pipeline, pipeline_id);
+        rc = lf_pipeline_find(c, tenant, pipeline, pipeline_id, NULL);
         if (rc == LF_DB_DONE)
             lf_err_field(&err, "pipeline", "is not an id or slug of one of the tenant's pipelines");
     }
@@ -356,7 +318,7 @@ static void create_deal(struct lf_req *r)
         if (rc == 0) rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", lead);
     }
     if (rc >= 0) {
-        rc = find_pipeline(c, tenant, pipeline, pipeline_id);
+        rc = lf_pipeline_find(c, tenant, pipeline, pipeline_id, NULL);
         if (rc == LF_DB_DONE) rc = lf_err_set(&err, -LF_ENOTFOUND, "no pipeline %s", pipeline);
     }
     if (rc >= 0) {

@@ -22,29 +22,6 @@ static const char *const stages[] = {"subscriber",  "lead",     "mql", "sql",
                                      "opportunity", "customer", NULL};
 static const char *const routings[] = {"unrouted", "routed", "manual_review", NULL};
 
-static int one_of(const char *v, const char *const *set)
-{
-    for (; v && *set; set++)
-        if (strcmp(v, *set) == 0) return 1;
-    return 0;
-}
-
-/* An integer query argument; 0 when absent or valid (present set to 1), else -LF_EINVAL. */
-static int int_arg(struct lf_req *r, const char *name, long *out, int *present, struct lf_err *err)
-{
-    const char *v = lf_req_query(r, name);
-    *present = 0;
-    if (v == NULL) return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno)
-        return lf_err_field(err, name, "must be a whole number");
-    *out = n;
-    *present = 1;
-    return 0;
-}
-
 /* The sorts a list accepts: the column, and whether it is descending. */
 struct sort {
     const char *name;
@@ -131,15 +108,15 @@ static void list_leads(struct lf_req *r)
     for (size_t i = 0; i < sizeof text_filters / sizeof text_filters[0]; i++) {
         const char *v = lf_req_query(r, text_filters[i][0]);
         if (v == NULL) continue;
-        if ((i == 0 && !one_of(v, statuses)) || (i == 1 && !one_of(v, stages)) ||
-            (i == 2 && !one_of(v, routings)))
+        if ((i == 0 && !lf_api_one_of(v, statuses)) || (i == 1 && !lf_api_one_of(v, stages)) ||
+            (i == 2 && !lf_api_one_of(v, routings)))
             lf_err_field(&err, text_filters[i][0], "is not one of the allowed values");
         lf_query_text(&q, text_filters[i][1], v);
     }
-    long gte = 0, lte = 0;
+    int64_t gte = 0, lte = 0;
     int has_gte, has_lte;
-    int_arg(r, "score_gte", &gte, &has_gte, &err);
-    int_arg(r, "score_lte", &lte, &has_lte, &err);
+    lf_api_int_arg(r, "score_gte", &gte, &has_gte, &err);
+    lf_api_int_arg(r, "score_lte", &lte, &has_lte, &err);
     if (has_gte) lf_query_int(&q, " AND total_score >= ?", gte);
     if (has_lte) lf_query_int(&q, " AND total_score <= ?", lte);
     const char *tier = lf_req_query(r, "tier");
@@ -255,10 +232,10 @@ static void check_profile(json_t *body, struct lf_err *err)
             lf_err_field(err, fields[i], "must be a string of at most %d characters", FIELD_MAX);
     }
     json_t *st = json_object_get(body, "status");
-    if (st && !one_of(json_string_value(st), statuses))
+    if (st && !lf_api_one_of(json_string_value(st), statuses))
         lf_err_field(err, "status", "must be new, contacted, qualified, disqualified or customer");
     json_t *lc = json_object_get(body, "lifecycle_stage");
-    if (lc && !one_of(json_string_value(lc), stages))
+    if (lc && !lf_api_one_of(json_string_value(lc), stages))
         lf_err_field(err, "lifecycle_stage",
                      "must be subscriber, lead, mql, sql, opportunity or customer");
 }

@@ -7,6 +7,7 @@
  * Paths name pipelines and stages by id or slug; slugs shaped like a UUID are refused so the
  * two never read alike. Every write is one transaction: bad input changes nothing. */
 #include "api/api.h"
+#include "engine/deal.h"
 #include "engine/route.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -37,13 +38,6 @@ static const char *const pipeline_required[] = {"slug", "name", "owner_role", NU
 static const char *const stage_keys[] = {"slug", "name", "kind", "position", "automation", NULL};
 static const char *const nested_stage_keys[] = {"slug", "name", "kind", "automation", NULL};
 static const char *const stage_required[] = {"slug", "name", NULL};
-
-static int one_of(const char *v, const char *const *set)
-{
-    for (; v && *set; set++)
-        if (strcmp(v, *set) == 0) return 1;
-    return 0;
-}
 
 /* A slug that may name a pipeline or stage in a path: lf_api_is_slug, and not shaped like a
  * UUID, since a path segment may be either. */
@@ -90,7 +84,7 @@ static void check_members(json_t *obj, const char *const *keys, const char *cons
     json_object_foreach(obj, key, v)
     {
         snprintf(field, sizeof field, "%s%s", prefix, key);
-        if (!one_of(key, keys)) {
+        if (!lf_api_one_of(key, keys)) {
             char allowed[160];
             join(keys, allowed, sizeof allowed);
             lf_err_field(err, field, "is not a %s field (allowed: %s)", what, allowed);
@@ -119,7 +113,7 @@ static void check_members(json_t *obj, const char *const *keys, const char *cons
             if (!json_is_integer(v))
                 lf_err_field(err, field, "must be a whole number (1 is the first place)");
         } else if (strcmp(key, "kind") == 0) {
-            if (!one_of(s, kinds)) lf_err_field(err, field, "must be open, won or lost");
+            if (!lf_api_one_of(s, kinds)) lf_err_field(err, field, "must be open, won or lost");
         } else if (strcmp(key, "automation") == 0) {
             size_t i;
             json_t *a;
@@ -206,36 +200,18 @@ static json_t *stage_row(struct lf_stmt *st)
                      lf_json_time(lf_stmt_int(st, 8), 0));
 }
 
-/* Finds the tenant's pipeline named by ref (id or slug) and writes its id. Returns 1, or a
- * negative code with err (-LF_ENOTFOUND when there is none). */
+/* Finds the tenant's pipeline named by ref (id or slug) and writes its id (and slug, when not
+ * NULL). Returns 1, or a negative code with err (-LF_ENOTFOUND when there is none). */
 static int find_pipeline(struct lf_conn *c, const char *tenant, const char *ref, char id[40],
-                         struct lf_err *err)
+                         char *slug, struct lf_err *err)
 {
-    struct lf_stmt *st = lf_db_prepare(
-        c, "SELECT id FROM pipelines WHERE tenant_id = ? AND (id = ? OR slug = ?)", err);
-    int rc = st ? lf_stmt_bind(st, "sss", tenant, ref, ref) : -LF_EINTERNAL;
-    if (rc == 0) rc = lf_stmt_step(st);
-    if (rc == LF_DB_ROW) snprintf(id, 40, "%s", lf_stmt_text(st, 0));
-    if (st) lf_stmt_done(st);
+    int rc = lf_pipeline_find(c, tenant, ref, id, slug);
     if (rc == LF_DB_DONE) rc = lf_err_set(err, -LF_ENOTFOUND, "no pipeline %s", ref);
     return rc;
 }
 
 /* Finds the stage named by ref (id or slug) in pipeline pid and writes its id and kind.
  * Returns 1, or a negative code with err (-LF_ENOTFOUND when there is none). */
-/* The pipeline's slug (64 bytes). Returns 0 or a negative code. */
-static int pipeline_slug(struct lf_conn *c, const char *tenant, const char *id, char slug[64])
-{
-    struct lf_stmt *st =
-        lf_db_prepare(c, "SELECT slug FROM pipelines WHERE tenant_id = ? AND id = ?", NULL);
-    if (st == NULL) return -LF_EINTERNAL;
-    lf_stmt_bind(st, "ss", tenant, id);
-    int rc = lf_stmt_step(st);
-    if (rc == LF_DB_ROW) snprintf(slug, 64, "%s", lf_stmt_text(st, 0));
-    lf_stmt_done(st);
-    return rc < 0 ? rc : 0;
-}
-
 static int find_stage(struct lf_conn *c, const char *tenant, const char *pid, const char *ref,
                       char id[40], char kind[8], struct lf_err *err)
 {
@@ -389,7 +365,7 @@ static int set_members(struct lf_conn *c, const char *table, const char *const *
     json_t *v;
     json_object_foreach(body, key, v)
     {
-        if (!one_of(key, allowed)) continue; /* position: the caller moves the row */
+        if (!lf_api_one_of(key, allowed)) continue; /* position: the caller moves the row */
         char sql[128];
         /* key is one of allowed, so a column name from the code */
         snprintf(sql, sizeof sql, "UPDATE %s SET %s = ? WHERE tenant_id = ? AND id = ?", table,
@@ -629,8 +605,7 @@ static void patch_pipeline(struct lf_req *r)
     int64_t now = lf_now_ms();
     int rc = lf_db_begin(c);
     char old_slug[64] = "";
-    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], id, &err);
-    if (rc >= 0) rc = pipeline_slug(c, tenant, id, old_slug);
+    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], id, old_slug, &err);
     if (rc >= 0) {
         rc = set_members(c, "pipelines", columns, tenant, id, body, &err);
         if (rc == -LF_ECONSTRAINT) rc = slug_taken(&err, body, "pipeline");
@@ -675,8 +650,7 @@ static void delete_pipeline(struct lf_req *r)
     json_t *order = NULL;
     char slug[64] = "";
     int rc = lf_db_begin(c);
-    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], id, &err);
-    if (rc >= 0) rc = pipeline_slug(c, tenant, id, slug);
+    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], id, slug, &err);
     if (rc >= 0)
         rc = lf_db_int(c, &err, &open,
                        "SELECT COUNT(*) FROM deals WHERE tenant_id = ? AND pipeline_id = ?"
@@ -747,7 +721,7 @@ static void create_stage(struct lf_req *r)
     char pid[40], sid[40];
     int64_t now = lf_now_ms();
     int rc = lf_db_begin(c);
-    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, &err);
+    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, NULL, &err);
     if (rc >= 0) order = load_order(c, tenant, pid, &rc, &err);
     json_int_t n = order ? (json_int_t)json_array_size(order) : 0, pos = n + 1;
     if (rc >= 0 && n >= STAGES_MAX)
@@ -816,7 +790,7 @@ static void patch_stage(struct lf_req *r)
     char pid[40], sid[40], kind[8];
     int64_t now = lf_now_ms();
     int rc = lf_db_begin(c);
-    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, &err);
+    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, NULL, &err);
     if (rc >= 0) rc = find_stage(c, tenant, pid, r->params[1], sid, kind, &err);
     const char *new_kind = json_string_value(json_object_get(body, "kind"));
     if (rc >= 0 && new_kind && strcmp(new_kind, kind) != 0) {
@@ -899,7 +873,7 @@ static void order_stages(struct lf_req *r)
     int64_t now = lf_now_ms();
     json_t *stages = NULL;
     int rc = lf_db_begin(c);
-    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, &err);
+    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, NULL, &err);
     if (rc >= 0) stages = load_stages(c, tenant, pid, &rc, &err);
     size_t n = stages ? json_array_size(stages) : 0;
     char *seen = calloc(n + 1, 1);
@@ -957,7 +931,7 @@ static void delete_stage(struct lf_req *r)
     int64_t now = lf_now_ms();
     json_t *order = NULL;
     int rc = lf_db_begin(c);
-    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, &err);
+    if (rc == 0) rc = find_pipeline(c, tenant, r->params[0], pid, NULL, &err);
     if (rc >= 0) rc = find_stage(c, tenant, pid, r->params[1], sid, kind, &err);
     if (rc >= 0) {
         int64_t held = deals_in_stage(c, tenant, sid, &err);

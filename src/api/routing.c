@@ -93,17 +93,11 @@ static void merge_routing(struct lf_conn *c, const char *tenant, json_t *body, j
                     lf_err_field(err, field, "must name a pipeline (id or slug)");
                     continue;
                 }
-                struct lf_stmt *st = lf_db_prepare(c,
-                                                   "SELECT id, slug FROM pipelines WHERE"
-                                                   " tenant_id = ? AND (id = ? OR slug = ?)",
-                                                   NULL);
-                if (st == NULL) break;
-                lf_stmt_bind(st, "sss", tenant, json_string_value(p), json_string_value(p));
-                if (lf_stmt_step(st) == LF_DB_ROW) {
-                    snprintf(id, sizeof id, "%s", lf_stmt_text(st, 0));
-                    snprintf(slug, sizeof slug, "%s", lf_stmt_text(st, 1));
+                int rc = lf_pipeline_find(c, tenant, json_string_value(p), id, slug);
+                if (rc < 0) {
+                    lf_err_set(err, rc, "the store failed");
+                    break;
                 }
-                lf_stmt_done(st);
                 if (*id == '\0')
                     lf_err_field(err, field, "no pipeline %s", json_string_value(p));
                 else

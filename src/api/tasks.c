@@ -15,22 +15,6 @@
 
 static const char *const statuses[] = {"open", "done", "cancelled", NULL};
 
-static int one_of(const char *v, const char *const *set)
-{
-    for (; v && *set; set++)
-        if (strcmp(v, *set) == 0) return 1;
-    return 0;
-}
-
-/* Characters (UTF-8 code points) of a JSON string. */
-static size_t chars_of(json_t *s)
-{
-    const char *p = json_string_value(s);
-    size_t n = 0, len = json_string_length(s);
-    for (size_t i = 0; i < len; i++) n += ((unsigned char)p[i] & 0xC0) != 0x80;
-    return n;
-}
-
 static json_t *load_task(struct lf_conn *c, const char *tenant, const char *id, int *rc)
 {
     struct lf_stmt *st =
@@ -72,7 +56,7 @@ static void list_tasks(struct lf_req *r)
     const char *owner = lf_req_query(r, "owner"), *lead = lf_req_query(r, "lead");
     const char *deal = lf_req_query(r, "deal"), *status = lf_req_query(r, "status");
     const char *overdue = lf_req_query(r, "overdue");
-    if (status && !one_of(status, statuses))
+    if (status && !lf_api_one_of(status, statuses))
         lf_err_field(&err, "status", "must be open, done or cancelled");
     if (overdue && strcmp(overdue, "true") != 0 && strcmp(overdue, "false") != 0)
         lf_err_field(&err, "overdue", "must be true or false");
@@ -149,7 +133,7 @@ static void check_task(json_t *body, int creating, struct task_in *t, struct lf_
         t->text[k] = json_string_value(v);
         switch (k) {
         case K_TITLE:
-            if (!json_is_string(v) || chars_of(v) == 0 || chars_of(v) > TITLE_MAX)
+            if (!json_is_string(v) || lf_api_chars(v) == 0 || lf_api_chars(v) > TITLE_MAX)
                 lf_err_field(err, key, "must be a string of 1 to %d characters", TITLE_MAX);
             break;
         case K_TYPE:
@@ -158,7 +142,7 @@ static void check_task(json_t *body, int creating, struct task_in *t, struct lf_
                              "must be a slug: 1 to 63 of a-z, 0-9, '_' and '-', such as call");
             break;
         case K_NOTES:
-            if (!json_is_null(v) && (!json_is_string(v) || chars_of(v) > NOTES_MAX))
+            if (!json_is_null(v) && (!json_is_string(v) || lf_api_chars(v) > NOTES_MAX))
                 lf_err_field(err, key, "must be a string of at most %d characters, or null",
                              NOTES_MAX);
             break;

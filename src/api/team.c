@@ -156,15 +156,6 @@ struct member_in {
     int64_t away_until; /* -1: null */
 };
 
-/* Characters (UTF-8 code points) of a JSON string. */
-static size_t chars_of(json_t *s)
-{
-    const char *p = json_string_value(s);
-    size_t n = 0, len = json_string_length(s);
-    for (size_t i = 0; i < len; i++) n += ((unsigned char)p[i] & 0xC0) != 0x80;
-    return n;
-}
-
 /* Checks every key of body into m; required ones must be there when creating. */
 static void check_member(json_t *body, int creating, struct member_in *m, struct lf_err *err)
 {
@@ -194,7 +185,7 @@ static void check_member(json_t *body, int creating, struct member_in *m, struct
                 lf_err_field(err, key, "is not a plausible email address");
             break;
         case 1: /* name */
-            if (!json_is_string(v) || chars_of(v) == 0 || chars_of(v) > NAME_MAX_LEN)
+            if (!json_is_string(v) || lf_api_chars(v) == 0 || lf_api_chars(v) > NAME_MAX_LEN)
                 lf_err_field(err, key, "must be a string of 1 to %d characters", NAME_MAX_LEN);
             m->name = json_string_value(v);
             break;
@@ -207,7 +198,7 @@ static void check_member(json_t *body, int creating, struct member_in *m, struct
             break;
         case 3: /* region */
             if (!json_is_null(v) &&
-                (!json_is_string(v) || chars_of(v) == 0 || chars_of(v) > REGION_MAX_LEN))
+                (!json_is_string(v) || lf_api_chars(v) == 0 || lf_api_chars(v) > REGION_MAX_LEN))
                 lf_err_field(err, key, "must be a string of 1 to %d characters, or null",
                              REGION_MAX_LEN);
             m->region = json_string_value(v);

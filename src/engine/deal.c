@@ -12,6 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+int lf_pipeline_find(struct lf_conn *c, const char *tenant_id, const char *ref, char id[40],
+                     char *slug)
+{
+    struct lf_stmt *st = lf_db_prepare(
+        c, "SELECT id, slug FROM pipelines WHERE tenant_id = ? AND (id = ? OR slug = ?)", NULL);
+    if (st == NULL) return -LF_EINTERNAL;
+    lf_stmt_bind(st, "sss", tenant_id, ref, ref);
+    int rc = lf_stmt_step(st);
+    if (rc == LF_DB_ROW) {
+        snprintf(id, 40, "%s", lf_stmt_text(st, 0));
+        if (slug) snprintf(slug, 64, "%s", lf_stmt_text(st, 1));
+    }
+    lf_stmt_done(st);
+    return rc;
+}
+
 static const char *const strategy_names[] = {"round_robin", "capacity_based", "manual"};
 
 int lf_strategy_parse(const char *name)

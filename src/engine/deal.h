@@ -14,6 +14,11 @@
 #include <jansson.h>
 #include <stdint.h>
 
+/* The tenant's pipeline named by ref (id or slug): its id and, when slug is not NULL, its slug
+ * (64 bytes). LF_DB_ROW, LF_DB_DONE (none) or a negative code. */
+int lf_pipeline_find(struct lf_conn *c, const char *tenant_id, const char *ref, char id[40],
+                     char *slug);
+
 /* Owner assignment strategies. */
 enum lf_strategy { LF_ASSIGN_ROUND_ROBIN, LF_ASSIGN_CAPACITY, LF_ASSIGN_MANUAL };
 

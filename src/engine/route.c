@@ -25,23 +25,15 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A pipeline by id or slug (or the tenant's first Discovery pipeline when ref is NULL). */
-static int find_pipeline(struct lf_conn *c, const char *tenant_id, const char *ref, char id[40],
-                         char slug[64])
+/* The tenant's first Discovery pipeline. LF_DB_ROW, LF_DB_DONE or negative. */
+static int discovery_pipeline(struct lf_conn *c, const char *tenant_id, char id[40], char slug[64])
 {
-    struct lf_stmt *st = ref ? lf_db_prepare(c,
-                                             "SELECT id, slug FROM pipelines WHERE tenant_id = ?"
-                                             " AND (id = ? OR slug = ?)",
-                                             NULL)
-                             : lf_db_prepare(c,
-                                             "SELECT id, slug FROM pipelines WHERE tenant_id = ?"
-                                             " AND is_discovery = 1 ORDER BY position, id LIMIT 1",
-                                             NULL);
+    struct lf_stmt *st = lf_db_prepare(c,
+                                       "SELECT id, slug FROM pipelines WHERE tenant_id = ?"
+                                       " AND is_discovery = 1 ORDER BY position, id LIMIT 1",
+                                       NULL);
     if (st == NULL) return -LF_EINTERNAL;
-    if (ref)
-        lf_stmt_bind(st, "sss", tenant_id, ref, ref);
-    else
-        lf_stmt_bind(st, "s", tenant_id);
+    lf_stmt_bind(st, "s", tenant_id);
     int rc = lf_stmt_step(st);
     if (rc == LF_DB_ROW) {
         snprintf(id, 40, "%s", lf_stmt_text(st, 0));
@@ -96,7 +88,7 @@ int lf_route_lead(struct lf_conn *c, const char *tenant_id, const char *lead_id,
     int rc = lead_routing(c, tenant_id, lead_id, status, previous_pipeline, &first);
     if (rc == LF_DB_DONE) return lf_err_set(err, -LF_ENOTFOUND, "no lead %s", lead_id);
     if (rc < 0) return rc;
-    rc = find_pipeline(c, tenant_id, pipeline, pid, slug);
+    rc = lf_pipeline_find(c, tenant_id, pipeline, pid, slug);
     if (rc == LF_DB_DONE) return lf_err_field(err, "pipeline", "no pipeline %s", pipeline);
     if (rc < 0) return rc;
     rc = lf_db_run(c, err,
@@ -176,7 +168,7 @@ static int conflict(struct lf_stage_ctx *ctx, struct lf_event *ev, const char *r
         if (p <= 0) continue;
         const char *slug = json_string_value(json_object_get(rt->intent_pipelines, intent));
         char pid[40] = "", pslug[64] = "";
-        if (slug && (rc = find_pipeline(ctx->conn, ev->tenant_id, slug, pid, pslug)) < 0) break;
+        if (slug && (rc = lf_pipeline_find(ctx->conn, ev->tenant_id, slug, pid, pslug)) < 0) break;
         json_array_append_new(candidates,
                               json_pack("{s:s, s:i, s:i, s:s?, s:s?}", "intent", intent, "points",
                                         p, "confidence",
@@ -269,7 +261,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     char pid[40], pslug[64];
     int decided = signals && !ambiguous && conf >= rt->min_confidence, have_pipeline = 0;
     if (decided && pipeline) {
-        rc = find_pipeline(ctx->conn, ev->tenant_id, pipeline, pid, pslug);
+        rc = lf_pipeline_find(ctx->conn, ev->tenant_id, pipeline, pid, pslug);
         have_pipeline = rc == LF_DB_ROW;
     }
     if (rc < 0) {
@@ -285,7 +277,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
                                                   : "no_pipeline",
                       summary, rt, min_evidence);
     } else if (!signals && score >= rt->discovery_min_score) {
-        rc = find_pipeline(ctx->conn, ev->tenant_id, NULL, pid, pslug);
+        rc = discovery_pipeline(ctx->conn, ev->tenant_id, pid, pslug);
         if (rc == LF_DB_ROW) rc = route_to(ctx, ev, pslug, "discovery", err);
     }
     json_decref(summary);
