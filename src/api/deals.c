@@ -3,6 +3,7 @@
  * the input, resolve slugs and hold each write in one transaction, so bad input changes
  * nothing. */
 #include "api/api.h"
+#include "engine/automation.h"
 #include "engine/deal.h"
 #include "engine/lead.h"
 #include "core/crypto.h"
@@ -312,7 +313,7 @@ static void create_deal(struct lf_req *r)
     snprintf(cause, sizeof cause, "api:%s", op);
     d.cause = cause;
     int64_t now = lf_now_ms();
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0) { /* a merged lead's id stands for its survivor, as in the leads API */
         rc = lf_lead_resolve_id(c, tenant, lead, lead_id);
         if (rc == 0) rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", lead);
@@ -332,9 +333,9 @@ static void create_deal(struct lf_req *r)
         }
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0) {
         lf_log_info("deal created", "{s:s, s:s, s:s, s:s}", "deal_id", id, "lead_id", lead_id,
                     "pipeline_id", pipeline_id, "by", r->auth.sub);
@@ -390,7 +391,7 @@ static void patch_deal(struct lf_req *r)
     if (c == NULL) goto out;
     const char *tenant = r->auth.tenant_id, *id = r->params[0];
     int64_t now = lf_now_ms(), n = 0;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0)
         rc = lf_db_int(c, &err, &n, "SELECT count(*) FROM deals WHERE tenant_id = ? AND id = ?",
                        "ss", tenant, id);
@@ -417,9 +418,9 @@ static void patch_deal(struct lf_req *r)
     if (rc >= 0 && (v = json_object_get(body, "owner")))
         rc = lf_deal_assign(c, tenant, id, json_string_value(v), now, &err);
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0)
         reply_deal(r, c, id, 200);
     else
@@ -444,7 +445,7 @@ static void run_action(struct lf_req *r, enum action act, const char *stage, con
     lf_uuid7(op); /* a cause of the server's own: a client's X-Request-Id may repeat */
     snprintf(cause, sizeof cause, "api:%s", op);
     int64_t now = lf_now_ms();
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0 && act == ACT_MOVE)
         rc = lf_deal_move(c, tenant, id, stage, by, cause, now, &err);
     else if (rc == 0 && act == ACT_CLOSE)
@@ -452,9 +453,9 @@ static void run_action(struct lf_req *r, enum action act, const char *stage, con
     else if (rc == 0)
         rc = lf_deal_reopen(c, tenant, id, by, cause, now, &err);
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0) {
         static const char *const what[] = {"deal moved", "deal closed", "deal reopened"};
         lf_log_info(what[act], "{s:s, s:s}", "deal_id", id, "by", by);

@@ -1,6 +1,7 @@
 /* The leads resource: list with filters and sorts, get, create, patch, delete, timeline and
  * merge. Bulk import lives in src/api/imports.c. A merged lead's id answers its survivor. */
 #include "api/api.h"
+#include "engine/automation.h"
 #include "engine/emit.h"
 #include "engine/lead.h"
 #include "engine/settings.h"
@@ -294,7 +295,7 @@ static void create_lead(struct lf_req *r)
     lf_uuid7(op);
     snprintf(cause, sizeof cause, "api:%s", op);
     const char *email = ids[0].kind == LF_ID_EMAIL ? ids[0].value : NULL;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     int m = rc == 0 ? lf_lead_find(c, r->auth.tenant_id, ids, n, found, NULL) : rc;
     int sup = m == 0 && email ? lf_lead_suppressed(c, r->auth.tenant_id, email) : 0;
     if (m > 0) {
@@ -321,9 +322,9 @@ static void create_lead(struct lf_req *r)
         }
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0) {
         lf_log_info("lead created", "{s:s, s:s}", "lead_id", id, "by", r->auth.sub);
         reply_lead(r, c, id, 201);
@@ -371,7 +372,7 @@ static void patch_lead(struct lf_req *r)
     char id[40];
     int64_t now = lf_now_ms();
     const char *tenant = r->auth.tenant_id;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     int found = rc == 0 ? lf_lead_resolve_id(c, tenant, r->params[0], id) : rc;
     if (found == 0)
         rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", r->params[0]);
@@ -423,9 +424,9 @@ static void patch_lead(struct lf_req *r)
         }
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0)
         reply_lead(r, c, id, 200);
     else
@@ -452,6 +453,7 @@ static void delete_lead(struct lf_req *r)
         "DELETE FROM deal_stage_history WHERE tenant_id = ? AND deal_id IN (SELECT d.id FROM"
         " deals d WHERE d.tenant_id = deal_stage_history.tenant_id AND d.lead_id = ?)",
         "DELETE FROM routing_log WHERE tenant_id = ? AND lead_id = ?",
+        "DELETE FROM automation_logs WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM deals WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM leads WHERE tenant_id = ? AND merged_into = ?",
         "DELETE FROM leads WHERE tenant_id = ? AND id = ?",
@@ -460,7 +462,7 @@ static void delete_lead(struct lf_req *r)
     if (c == NULL) return;
     struct lf_err err = {0};
     char id[40];
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     int found = rc == 0 ? lf_lead_resolve_id(c, r->auth.tenant_id, r->params[0], id) : rc;
     if (found == 0)
         rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", r->params[0]);
@@ -472,9 +474,9 @@ static void delete_lead(struct lf_req *r)
     for (size_t i = 0; rc >= 0 && i < sizeof cleanup / sizeof cleanup[0]; i++)
         rc = lf_db_run(c, &err, cleanup[i], "ss", r->auth.tenant_id, id);
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     lf_db_release(c);
     if (rc >= 0) {
         lf_log_info("lead deleted", "{s:s, s:s}", "lead_id", id, "by", r->auth.sub);
@@ -485,7 +487,7 @@ static void delete_lead(struct lf_req *r)
     lf_err_clear(&err);
 }
 
-/* A timeline row (kind, id, at, a, b, c, d) as an item; the cursor is "<at>.<id>". */
+/* A timeline row (kind, id, at, a, b, c, d, e, f, g) as an item; the cursor is "<at>.<id>". */
 static json_t *timeline_row(struct lf_stmt *st, void *arg, char *cursor)
 {
     (void)arg;
@@ -499,6 +501,14 @@ static json_t *timeline_row(struct lf_stmt *st, void *arg, char *cursor)
         json_object_set_new(item, "rule", lf_json_text(lf_stmt_text(st, 4)));
         json_object_set_new(item, "points", json_integer(atoll(lf_stmt_text(st, 5))));
         json_object_set_new(item, "event_id", lf_json_text(lf_stmt_text(st, 6)));
+    } else if (strcmp(kind, "automation") == 0) { /* what fired, why and what it did */
+        json_object_set_new(item, "status", lf_json_text(lf_stmt_text(st, 3)));
+        json_object_set_new(item, "rule", lf_json_text(lf_stmt_text(st, 4)));
+        json_object_set_new(item, "action_type", lf_json_text(lf_stmt_text(st, 5)));
+        json_object_set_new(item, "result", lf_json_parse(lf_stmt_text(st, 6)));
+        json_object_set_new(item, "trigger_type", lf_json_text(lf_stmt_text(st, 7)));
+        json_object_set_new(item, "error", lf_json_text(lf_stmt_text(st, 8)));
+        json_object_set_new(item, "rule_id", lf_json_text(lf_stmt_text(st, 9)));
     } else {
         json_object_set_new(item, "event_type", lf_json_text(lf_stmt_text(st, 3)));
         json_object_set_new(item, "source", lf_json_text(lf_stmt_text(st, 4)));
@@ -542,16 +552,22 @@ static void timeline(struct lf_req *r)
         return;
     }
     struct lf_query q = {0};
-    lf_query_sql(&q, "SELECT kind, id, at, a, b, c, d FROM (SELECT CASE WHEN origin = 'internal'"
-                     " THEN 'domain_event' ELSE 'event' END AS kind, id, occurred_at AS at,"
-                     " event_type AS a, source AS b, status AS c, metadata AS d FROM events");
+    lf_query_sql(&q, "SELECT kind, id, at, a, b, c, d, e, f, g FROM (SELECT CASE WHEN"
+                     " origin = 'internal' THEN 'domain_event' ELSE 'event' END AS kind, id,"
+                     " occurred_at AS at, event_type AS a, source AS b, status AS c,"
+                     " metadata AS d, NULL AS e, NULL AS f, NULL AS g FROM events");
     lf_query_text(&q, " WHERE tenant_id = ?", tenant);
     lf_query_text(&q, " AND lead_id = ?", id);
     lf_query_sql(&q, " UNION ALL SELECT 'score', s.id, s.created_at, s.category, r.name,"
-                     " CAST(s.points AS TEXT), s.event_id FROM score_history s LEFT JOIN"
-                     " scoring_rules r ON r.id = s.rule_id");
+                     " CAST(s.points AS TEXT), s.event_id, NULL, NULL, NULL FROM score_history s"
+                     " LEFT JOIN scoring_rules r ON r.id = s.rule_id");
     lf_query_text(&q, " WHERE s.tenant_id = ?", tenant);
-    lf_query_text(&q, " AND s.lead_id = ?) t", id);
+    lf_query_text(&q, " AND s.lead_id = ?", id);
+    lf_query_sql(&q, " UNION ALL SELECT 'automation', a.id, a.created_at, a.status, r.name,"
+                     " a.action_type, a.result, a.trigger_type, a.error, a.rule_id"
+                     " FROM automation_logs a LEFT JOIN automation_rules r ON r.id = a.rule_id");
+    lf_query_text(&q, " WHERE a.tenant_id = ?", tenant);
+    lf_query_text(&q, " AND a.lead_id = ?) t", id);
     if (cur_id) {
         lf_query_int(&q, " WHERE (at < ?", cur_at);
         lf_query_int(&q, " OR (at = ?", cur_at);
@@ -588,7 +604,7 @@ static void merge_leads(struct lf_req *r)
     snprintf(cause, sizeof cause, "api:%s", op);
     const char *tenant = r->auth.tenant_id;
     int64_t now = lf_now_ms();
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     int a = rc == 0 ? lf_lead_resolve_id(c, tenant, r->params[0], survivor) : rc;
     int b = a == 1 ? lf_lead_resolve_id(c, tenant, other, loser) : a;
     if (a == 0 || b == 0) {
@@ -607,9 +623,9 @@ static void merge_leads(struct lf_req *r)
         rc = lf_lead_merge(c, tenant, survivor, loser, cause, now);
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0) {
         lf_log_info("leads merged", "{s:s, s:s, s:s}", "survivor", survivor, "merged", loser, "by",
                     r->auth.sub);

@@ -7,6 +7,7 @@
  * Paths name pipelines and stages by id or slug; slugs shaped like a UUID are refused so the
  * two never read alike. Every write is one transaction: bad input changes nothing. */
 #include "api/api.h"
+#include "engine/automation.h"
 #include "engine/deal.h"
 #include "engine/route.h"
 #include "core/crypto.h"
@@ -17,11 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PIPELINES_MAX  500  /* a tenant's pipelines: the list is one page */
-#define STAGES_MAX     100  /* a pipeline's stages, and so the board's */
-#define TEXT_MAX       200  /* characters of a name */
-#define AUTOMATION_MAX 100  /* entries of a stage's automation list */
-#define ORDER_MAX      1000 /* entries a reorder body may list (each one is checked) */
+#define PIPELINES_MAX 500  /* a tenant's pipelines: the list is one page */
+#define STAGES_MAX    100  /* a pipeline's stages, and so the board's */
+#define TEXT_MAX      200  /* characters of a name */
+#define ORDER_MAX     1000 /* entries a reorder body may list (each one is checked) */
 
 #define PIPELINE_COLS                                                                              \
     "id, slug, name, intent, owner_role, is_discovery, position, created_at, updated_at"
@@ -115,19 +115,10 @@ static void check_members(json_t *obj, const char *const *keys, const char *cons
         } else if (strcmp(key, "kind") == 0) {
             if (!lf_api_one_of(s, kinds)) lf_err_field(err, field, "must be open, won or lost");
         } else if (strcmp(key, "automation") == 0) {
-            size_t i;
-            json_t *a;
-            if (!json_is_array(v) || json_array_size(v) > AUTOMATION_MAX) {
-                lf_err_field(err, field, "must be a list of at most %d objects ([] for none)",
-                             AUTOMATION_MAX);
-                continue;
-            }
-            json_array_foreach(v, i, a)
-            {
-                if (json_is_object(a)) continue;
-                lf_err_field(err, field, "element %zu is not an object", i);
-                break;
-            }
+            lf_err_field(err, field,
+                         "is read-only: a stage's automation is the automation rules whose"
+                         " trigger (stage_entered, time_in_stage) names it; create them with"
+                         " POST /api/v1/automation/rules");
         } else if (strcmp(key, "stages") == 0) {
             check_stage_list(v, err);
         }
@@ -184,14 +175,12 @@ static json_t *pipeline_row(struct lf_stmt *st)
         lf_json_time(lf_stmt_int(st, 7), 0), "updated_at", lf_json_time(lf_stmt_int(st, 8), 0));
 }
 
-/* A row of STAGE_COLS as JSON; automation is parsed ([] when the stored text is not a list). */
-static json_t *stage_row(struct lf_stmt *st)
+/* A row of STAGE_COLS as JSON; automation lists the automation rules about the stage. */
+static json_t *stage_row(struct lf_conn *c, const char *tenant, struct lf_stmt *st)
 {
-    json_t *automation = lf_json_parse(lf_stmt_text(st, 6));
-    if (!json_is_array(automation)) {
-        json_decref(automation);
-        automation = json_array();
-    }
+    int rc;
+    json_t *automation = lf_auto_stage_rules(c, tenant, lf_stmt_text(st, 0), &rc);
+    if (automation == NULL) automation = json_array();
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:o}", "id", lf_stmt_text(st, 0),
                      "pipeline_id", lf_stmt_text(st, 1), "slug", lf_stmt_text(st, 2), "name",
                      lf_stmt_text(st, 3), "position", (json_int_t)lf_stmt_int(st, 4), "kind",
@@ -243,7 +232,7 @@ static json_t *load_stages(struct lf_conn *c, const char *tenant, const char *pi
     json_t *stages = json_array();
     *rc = st ? lf_stmt_bind(st, "ssi", tenant, pid, STAGES_MAX) : -LF_EINTERNAL;
     while (*rc >= 0 && (*rc = lf_stmt_step(st)) == LF_DB_ROW)
-        json_array_append_new(stages, stage_row(st));
+        json_array_append_new(stages, stage_row(c, tenant, st));
     if (st) lf_stmt_done(st);
     if (*rc < 0) {
         json_decref(stages);
@@ -396,22 +385,20 @@ static int slug_taken(struct lf_err *err, json_t *body, const char *what)
                       json_string_value(json_object_get(body, "slug")), what);
 }
 
-/* Inserts stage s (slug, name, kind?, automation?, checked) into pipeline pid at position and
+/* Inserts stage s (slug, name, kind?, checked) into pipeline pid at position and
  * writes its new id. Returns 0 or a negative code with err (-LF_ECONSTRAINT: slug taken). */
 static int insert_stage(struct lf_conn *c, const char *tenant, const char *pid, json_t *s,
                         json_int_t position, int64_t now, char id[40], struct lf_err *err)
 {
     lf_uuid7(id);
     const char *kind = json_string_value(json_object_get(s, "kind"));
-    char *automation = lf_json_dump(json_object_get(s, "automation"));
     int rc = lf_db_run(c, err,
                        "INSERT INTO pipeline_stages (id, tenant_id, pipeline_id, slug, name,"
-                       " position, kind, automation, created_at, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       "sssssIssII", id, tenant, pid, json_string_value(json_object_get(s, "slug")),
+                       " position, kind, created_at, updated_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "sssssIsII", id, tenant, pid, json_string_value(json_object_get(s, "slug")),
                        json_string_value(json_object_get(s, "name")), (int64_t)position,
-                       kind ? kind : "open", automation ? automation : "[]", now, now);
-    free(automation);
+                       kind ? kind : "open", now, now);
     return rc < 0 ? rc : 0;
 }
 
@@ -455,7 +442,7 @@ static void reply_stage(struct lf_req *r, struct lf_conn *c, const char *pid, co
                                        &err);
     int rc = st ? lf_stmt_bind(st, "sss", r->auth.tenant_id, pid, sid) : -LF_EINTERNAL;
     if (rc == 0) rc = lf_stmt_step(st);
-    json_t *s = rc == LF_DB_ROW ? stage_row(st) : NULL;
+    json_t *s = rc == LF_DB_ROW ? stage_row(c, r->auth.tenant_id, st) : NULL;
     if (st) lf_stmt_done(st);
     if (s)
         lf_reply_json(r, status, s);
@@ -498,7 +485,7 @@ static void list_pipelines(struct lf_req *r)
     while (rc >= 0 && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
         json_t *stages = json_object_get(json_object_get(by_id, lf_stmt_text(st, 1)), "stages");
         if (stages && json_array_size(stages) < STAGES_MAX)
-            json_array_append_new(stages, stage_row(st));
+            json_array_append_new(stages, stage_row(c, tenant, st));
     }
     if (st) lf_stmt_done(st);
     if (began) lf_db_rollback(c);
@@ -682,6 +669,7 @@ static void delete_pipeline(struct lf_req *r)
                        "UPDATE leads SET pipeline_id = NULL, updated_at = ? WHERE tenant_id = ?"
                        " AND pipeline_id = ?",
                        "Iss", now, tenant, id);
+    if (rc >= 0) rc = lf_auto_stage_rules_delete(c, tenant, id, NULL);
     if (rc >= 0)
         rc = lf_db_run(c, &err,
                        "DELETE FROM pipeline_stages WHERE tenant_id = ? AND pipeline_id = ?", "ss",
@@ -773,10 +761,10 @@ static int last_open_stage(struct lf_conn *c, const char *tenant, const char *pi
     return rc < 0 ? rc : n <= 1;
 }
 
-/* PATCH /pipelines/{id}/stages/{stage}: name, slug, kind, automation, position. */
+/* PATCH /pipelines/{id}/stages/{stage}: name, slug, kind, position. */
 static void patch_stage(struct lf_req *r)
 {
-    static const char *const columns[] = {"slug", "name", "kind", "automation", NULL};
+    static const char *const columns[] = {"slug", "name", "kind", NULL};
     struct lf_err err = {0};
     json_t *body = lf_req_json(r, &err), *order = NULL;
     if (body) check_members(body, stage_keys, NULL, "", "stage", &err);
@@ -950,6 +938,7 @@ static void delete_stage(struct lf_req *r)
                             r->params[1]);
         }
     }
+    if (rc >= 0) rc = lf_auto_stage_rules_delete(c, tenant, pid, sid);
     if (rc >= 0)
         rc = lf_db_run(c, &err, "DELETE FROM pipeline_stages WHERE tenant_id = ? AND id = ?", "ss",
                        tenant, sid);

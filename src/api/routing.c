@@ -3,6 +3,7 @@
  * change bumps the tenant's rule version in its transaction. */
 #include "api/api.h"
 #include "core/crypto.h"
+#include "engine/automation.h"
 #include "engine/deal.h"
 #include "engine/lead.h"
 #include "engine/route.h"
@@ -128,14 +129,14 @@ static void put_routing(struct lf_req *r)
         return;
     }
     const char *tenant = r->auth.tenant_id;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     json_t *doc = rc == 0 ? routing_doc(c, tenant) : NULL;
     if (doc) merge_routing(c, tenant, body, doc, &err);
     if (rc == 0 && err.code) rc = err.code;
     if (rc == 0) rc = lf_settings_put(c, tenant, "routing", doc, lf_now_ms());
     if (rc == 0) rc = lf_rules_bump(c, tenant);
-    if (rc == 0) rc = lf_db_commit(c);
-    if (rc < 0) lf_db_rollback(c);
+    if (rc == 0) rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
+    if (rc < 0) lf_automate_rollback(c);
     json_decref(doc);
     doc = rc == 0 ? routing_doc(c, tenant) : NULL;
     lf_db_release(c);
@@ -185,7 +186,7 @@ static void route_lead(struct lf_req *r)
     char op[40]; /* a client's X-Request-Id may repeat: the cause must not */
     lf_uuid7(op);
     snprintf(cause, sizeof cause, "api:%s", op);
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     int found = rc == 0 ? lf_lead_resolve_id(c, tenant, r->params[0], lead) : rc;
     if (found == 0)
         rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", r->params[0]);
@@ -193,9 +194,9 @@ static void route_lead(struct lf_req *r)
         rc = found;
     if (rc == 0)
         rc = lf_route_lead(c, tenant, lead, pipeline, owner, "manual", r->auth.sub, cause,
-                           lf_now_ms(), deal, &err);
-    if (rc == 0) rc = lf_db_commit(c);
-    if (rc < 0) lf_db_rollback(c);
+                           lf_now_ms(), 1, deal, &err);
+    if (rc == 0) rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
+    if (rc < 0) lf_automate_rollback(c);
     json_t *out = NULL;
     if (rc == 0) {
         int rl, rd;

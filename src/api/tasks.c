@@ -1,6 +1,7 @@
 /* Tasks: list with filters, get, create (through the deal engine, which emits task.created),
  * change, complete and delete. A task's JSON is the engine's (lf_task_row_json). */
 #include "api/api.h"
+#include "engine/automation.h"
 #include "engine/deal.h"
 #include "engine/lead.h"
 #include "core/crypto.h"
@@ -184,7 +185,7 @@ static void create_task(struct lf_req *r)
     char op[40]; /* a client's X-Request-Id may repeat: the cause must not */
     lf_uuid7(op);
     snprintf(cause, sizeof cause, "api:%s", op);
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0 && t.text[K_LEAD]) {
         int found = lf_lead_resolve_id(c, tenant, t.text[K_LEAD], lead);
         if (found == 0) rc = lf_err_set(&err, -LF_ENOTFOUND, "no lead %s", t.text[K_LEAD]);
@@ -213,9 +214,9 @@ static void create_task(struct lf_req *r)
         rc = lf_task_create(c, tenant, &tn, lf_now_ms(), id, &err);
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0) {
         lf_log_info("task created", "{s:s, s:s}", "task_id", id, "by", r->auth.sub);
         reply_task(r, c, id, 201);
@@ -244,7 +245,7 @@ static void patch_task(struct lf_req *r)
     if (c == NULL) goto out;
     const char *tenant = r->auth.tenant_id, *id = r->params[0];
     int64_t now = lf_now_ms(), n = 0;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0)
         rc = lf_db_run(c, &err, "UPDATE tasks SET updated_at = ? WHERE tenant_id = ? AND id = ?",
                        "Iss", now, tenant, id);
@@ -272,9 +273,9 @@ static void patch_task(struct lf_req *r)
                        "UPDATE tasks SET completed_at = NULL WHERE tenant_id = ? AND id = ?", "ss",
                        tenant, id);
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0)
         reply_task(r, c, id, 200);
     else
@@ -294,7 +295,7 @@ static void complete_task(struct lf_req *r)
     struct lf_err err = {0};
     const char *tenant = r->auth.tenant_id, *id = r->params[0];
     int64_t now = lf_now_ms();
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0)
         rc = lf_db_run(c, &err,
                        "UPDATE tasks SET status = 'done', completed_at = ?, updated_at = ?"
@@ -316,9 +317,9 @@ static void complete_task(struct lf_req *r)
         if (st) lf_stmt_done(st);
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0)
         reply_task(r, c, id, 200);
     else
@@ -332,15 +333,15 @@ static void delete_task(struct lf_req *r)
     struct lf_conn *c = lf_api_conn(r, LF_DB_WRITE);
     if (c == NULL) return;
     struct lf_err err = {0};
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0)
         rc = lf_db_run(c, &err, "DELETE FROM tasks WHERE tenant_id = ? AND id = ?", "ss",
                        r->auth.tenant_id, r->params[0]);
     if (rc == 0) rc = lf_err_set(&err, -LF_ENOTFOUND, "no task %s", r->params[0]);
     if (rc > 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     lf_db_release(c);
     if (rc == 0) {
         lf_log_info("task deleted", "{s:s, s:s}", "task_id", r->params[0], "by", r->auth.sub);

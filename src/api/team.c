@@ -3,6 +3,7 @@
  * current_leads bookkeeping are the deal engine's (src/engine/deal.h); this file only calls
  * it. current_leads and last_assigned_at are never written here directly. */
 #include "api/api.h"
+#include "engine/automation.h"
 #include "engine/deal.h"
 #include "engine/identity.h"
 #include "core/crypto.h"
@@ -260,7 +261,7 @@ static void save_member(struct lf_req *r, int creating)
     const char *tenant = r->auth.tenant_id;
     char id[40];
     int64_t now = lf_now_ms();
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0 && creating) {
         lf_uuid7(id);
         rc = lf_db_run(c, &err,
@@ -284,9 +285,9 @@ static void save_member(struct lf_req *r, int creating)
         rc = -LF_ECONFLICT;
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     if (rc >= 0) {
         lf_log_info(creating ? "team member created" : "team member changed", "{s:s, s:s}",
                     "member_id", id, "by", r->auth.sub);
@@ -319,7 +320,7 @@ static void delete_member(struct lf_req *r)
     struct lf_err err = {0};
     const char *tenant = r->auth.tenant_id, *id = r->params[0];
     int64_t now = lf_now_ms(), open = 0;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0) rc = member_known(c, tenant, id, &err);
     if (rc >= 0)
         rc = lf_db_int(c, &err, &open,
@@ -342,9 +343,9 @@ static void delete_member(struct lf_req *r)
         rc = lf_db_run(c, &err, "DELETE FROM team_members WHERE tenant_id = ? AND id = ?", "ss",
                        tenant, id);
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     lf_db_release(c);
     if (rc >= 0) {
         lf_log_info("team member deleted", "{s:s, s:s}", "member_id", id, "by", r->auth.sub);
@@ -424,7 +425,7 @@ static void reassign(struct lf_req *r)
     if ((c = lf_api_conn(r, LF_DB_WRITE)) == NULL) goto out;
     int64_t now = lf_now_ms();
     int64_t tasks = 0;
-    int rc = lf_db_begin(c);
+    int rc = lf_automate_begin(c);
     if (rc == 0) rc = member_known(c, tenant, member, &err);
     if (rc >= 0 && to) rc = member_known(c, tenant, to, &err);
     if (rc >= 0) deals = open_deals(c, tenant, member, &rc);
@@ -465,9 +466,9 @@ static void reassign(struct lf_req *r)
         if (rc >= 0) tasks += rc;
     }
     if (rc >= 0)
-        rc = lf_db_commit(c);
+        rc = lf_automate_commit(c, r->auth.tenant_id, lf_now_ms(), &err);
     else
-        lf_db_rollback(c);
+        lf_automate_rollback(c);
     lf_db_release(c);
     if (rc >= 0) {
         lf_log_info("team member reassigned", "{s:s, s:I, s:I, s:s}", "member_id", member, "deals",

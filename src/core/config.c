@@ -44,6 +44,8 @@ const struct lf_config_key lf_config_keys[] = {
     KEY("LEADFLOW_SCHEDULER", 'b', "1", scheduler, "run scheduled jobs in this process"),
     KEY("LEADFLOW_SCORE_DECAY_CRON", 's', "0 2 * * *", score_decay_cron,
         "when the score decay job runs (cron, UTC)"),
+    KEY("LEADFLOW_STAGE_TIMERS_CRON", 's', "*/15 * * * *", stage_timers_cron,
+        "when time_in_stage automation rules are checked (cron, UTC)"),
     KEY("SLACK_WEBHOOK_URL", 's', NULL, slack_webhook_url, "Slack incoming webhook"),
     KEY("SLACK_SIGNING_SECRET", 's', NULL, slack_signing_secret, "Slack request signing key"),
     KEY("MOCO_API_KEY", 's', NULL, moco_api_key, "Moco API token"),

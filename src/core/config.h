@@ -24,6 +24,7 @@ struct lf_config {
     char *test_now;             /* LEADFLOW_TEST_NOW: start the clock here (test builds only) */
     int scheduler;              /* LEADFLOW_SCHEDULER: 1 runs scheduled jobs in this process */
     char *score_decay_cron;     /* LEADFLOW_SCORE_DECAY_CRON: the decay job's schedule */
+    char *stage_timers_cron;    /* LEADFLOW_STAGE_TIMERS_CRON: the stage timers job's schedule */
     char *slack_webhook_url;    /* SLACK_WEBHOOK_URL */
     char *slack_signing_secret; /* SLACK_SIGNING_SECRET */
     char *moco_api_key;         /* MOCO_API_KEY */

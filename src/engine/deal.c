@@ -346,7 +346,7 @@ int lf_deal_create(struct lf_conn *c, const char *tenant_id, const struct lf_dea
         rc = lf_task_create(c, tenant_id, &t, now, task, err);
         snprintf(text, sizeof text, "Deal \"%s\" in %s needs an owner (%s).", name, pipe_name,
                  strategy == LF_ASSIGN_MANUAL ? "assignment is manual" : "no eligible team member");
-        if (rc >= 0) rc = lf_outbox_slack(c, tenant_id, NULL, text, NULL, now);
+        if (rc >= 0) rc = lf_outbox_slack(c, tenant_id, NULL, text, NULL, now, NULL);
     }
     return rc < 0 ? rc : 1;
 }
@@ -694,10 +694,11 @@ int lf_task_create(struct lf_conn *c, const char *tenant_id, const struct lf_tas
 /* ---- outbox */
 
 int lf_outbox_slack(struct lf_conn *c, const char *tenant_id, const char *channel, const char *text,
-                    const char *event_id, int64_t now)
+                    const char *event_id, int64_t now, char id_out[40])
 {
     char id[40];
     lf_uuid7(id);
+    if (id_out) snprintf(id_out, 40, "%s", id);
     json_t *payload = json_pack("{s:s?, s:s}", "channel", channel, "text", text);
     char *body = lf_json_dump(payload);
     json_decref(payload);

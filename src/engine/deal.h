@@ -135,8 +135,9 @@ json_t *lf_task_row_json(struct lf_stmt *st, int64_t now);
 
 /* Writes a Slack message into the outbox (a `slack` delivery, pending, dispatched by the
  * outbound module): {"channel": channel or null for the default, "text": text}. event_id (may
- * be NULL) is what it is about. Returns 0 or a negative code. */
+ * be NULL) is what it is about. The delivery's id goes to id (may be NULL). Returns 0 or a
+ * negative code. */
 int lf_outbox_slack(struct lf_conn *c, const char *tenant_id, const char *channel, const char *text,
-                    const char *event_id, int64_t now);
+                    const char *event_id, int64_t now, char id[40]);
 
 #endif

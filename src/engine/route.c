@@ -81,7 +81,8 @@ static int lead_routing(struct lf_conn *c, const char *tenant_id, const char *le
 
 int lf_route_lead(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                   const char *pipeline, const char *owner, const char *kind, const char *by,
-                  const char *cause, int64_t now, char deal_id[40], struct lf_err *err)
+                  const char *cause, int64_t now, int with_deal, char deal_id[40],
+                  struct lf_err *err)
 {
     char status[24], previous_pipeline[40], pid[40], slug[64], deal[40] = "";
     int64_t first = 0;
@@ -102,17 +103,20 @@ int lf_route_lead(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                             .strategy = -1,
                             .by = by,
                             .cause = cause};
-    int created = rc >= 0 ? lf_deal_create(c, tenant_id, &d, now, deal, err) : rc;
+    int created = rc < 0 ? rc : with_deal ? lf_deal_create(c, tenant_id, &d, now, deal, err) : 0;
     rc = created < 0 ? created : 0;
-    if (rc >= 0 && created == 0 && owner) /* the lead's open deal there gets the owner asked for */
+    if (rc >= 0 && created == 0 && owner &&
+        *deal) /* the lead's open deal there gets the owner asked for */
         rc = lf_deal_assign(c, tenant_id, deal, owner, now, err);
-    if (rc >= 0) rc = log_decision(c, tenant_id, lead_id, kind, pid, deal, status, by, first, now);
+    if (rc >= 0)
+        rc = log_decision(c, tenant_id, lead_id, kind, pid, *deal ? deal : NULL, status, by, first,
+                          now);
     if (rc >= 0) {
         json_t *data =
             json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:b}", "pipeline_id", pid, "pipeline",
-                      slug, "deal_id", deal, "kind", kind, "by", by, "previous_status", status,
-                      "previous_pipeline_id", *previous_pipeline ? previous_pipeline : NULL,
-                      "deal_created", created == 1);
+                      slug, "deal_id", *deal ? deal : NULL, "kind", kind, "by", by,
+                      "previous_status", status, "previous_pipeline_id",
+                      *previous_pipeline ? previous_pipeline : NULL, "deal_created", created == 1);
         rc = lf_emit(c, tenant_id, "lead.routed", lead_id, cause, data, now);
         json_decref(data);
     }
@@ -207,7 +211,7 @@ static int route_to(struct lf_stage_ctx *ctx, struct lf_event *ev, const char *p
 {
     char deal[40];
     int rc = lf_route_lead(ctx->conn, ev->tenant_id, ev->lead_id, pipeline, NULL, kind, "router",
-                           ev->id, ctx->now, deal, err);
+                           ev->id, ctx->now, 1, deal, err);
     if (rc < 0) return rc;
     json_object_set_new(ev->lead_ctx, "routing_status", json_string("routed"));
     json_object_set_new(

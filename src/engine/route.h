@@ -13,11 +13,13 @@
  * routed_at; the open deal in the pipeline's first open stage unless the lead has one there
  * (given owner, else picked by the tenant's strategy); a routing_log row; lead.routed and
  * deal.created. kind: "auto", "discovery" (the router) or "manual" (a person, any routing
- * status). Writes the deal's id into deal_id (may be NULL). Returns 0, or a negative code with
- * err: -LF_ENOTFOUND (lead, pipeline or owner). */
+ * status), "automation" (a rule). with_deal 0 routes without opening a deal. Writes the deal's
+ * id into deal_id (may be NULL; "" when none). Returns 0, or a negative code with err:
+ * -LF_ENOTFOUND (lead, pipeline or owner). */
 int lf_route_lead(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                   const char *pipeline, const char *owner, const char *kind, const char *by,
-                  const char *cause, int64_t now, char deal_id[40], struct lf_err *err);
+                  const char *cause, int64_t now, int with_deal, char deal_id[40],
+                  struct lf_err *err);
 
 /* Keeps the routing setting's intent → pipeline map true when a pipeline's slug changes from
  * old_slug to new_slug, or when it is deleted (new_slug NULL: its intents map to nothing).

@@ -135,6 +135,8 @@ static void ruleset_free(struct lf_ruleset *rs)
     free(rs->intent_any.idx);
     free(rs->score);
     free(rs->intent);
+    for (int i = 0; i < rs->nauto; i++) lf_auto_rule_clear(&rs->autos[i]);
+    free(rs->autos);
     lf_score_settings_clear(&rs->settings);
     free(rs);
 }
@@ -219,6 +221,37 @@ const struct lf_rule_list *lf_rules_intent_for(const struct lf_ruleset *rs, cons
 
 /* Loads and compiles the tenant's active rules. A stored rule that no longer compiles (it
  * was validated on save, so only a hand edit of the database does this) is skipped. */
+/* Adds the tenant's active automation rules (those that compile) to rs. Returns LF_DB_DONE or
+ * a negative code. */
+static int load_automation(struct lf_conn *c, struct lf_ruleset *rs, struct lf_err *err)
+{
+    struct lf_stmt *st =
+        lf_db_prepare(c,
+                      "SELECT id, name, trigger_type, trigger_config, action_type,"
+                      " action_config, max_executions_per_hour"
+                      " FROM automation_rules WHERE tenant_id = ? AND is_active = 1"
+                      " ORDER BY priority, created_at, id",
+                      err);
+    if (st == NULL) return -LF_EINTERNAL;
+    lf_stmt_bind(st, "s", rs->tenant_id);
+    int rc, cap = 0;
+    while ((rc = lf_stmt_step(st)) == LF_DB_ROW) {
+        if (rs->nauto == cap) {
+            cap = cap ? 2 * cap : 16;
+            rs->autos = lf_xrealloc(rs->autos, (size_t)cap * sizeof(*rs->autos));
+        }
+        struct lf_auto_rule *r = &rs->autos[rs->nauto];
+        if (lf_auto_rule_compile(r, lf_stmt_text(st, 0), lf_stmt_text(st, 1), lf_stmt_text(st, 2),
+                                 lf_stmt_text(st, 3), lf_stmt_text(st, 4), lf_stmt_text(st, 5),
+                                 (int)lf_stmt_int(st, 6)) == 0) {
+            rs->auto_triggers[r->trigger]++;
+            rs->nauto++;
+        }
+    }
+    lf_stmt_done(st);
+    return rc;
+}
+
 static int ruleset_load(struct lf_conn *c, const char *tenant_id, int64_t version,
                         struct lf_ruleset **out, struct lf_err *err)
 {
@@ -276,6 +309,7 @@ static int ruleset_load(struct lf_conn *c, const char *tenant_id, int64_t versio
         }
         lf_stmt_done(st);
     }
+    if (rc == LF_DB_DONE) rc = load_automation(c, rs, err);
     if (rc != LF_DB_DONE) {
         ruleset_free(rs);
         return rc < 0 ? rc : -LF_EINTERNAL;

@@ -7,6 +7,7 @@
 #ifndef LF_RULES_H
 #define LF_RULES_H
 
+#include "engine/automation.h"
 #include "engine/conditions.h"
 #include "store/db.h"
 
@@ -84,7 +85,10 @@ struct lf_ruleset {
     struct lf_rule_list *score_by_type, *intent_by_type;
     int ntypes;
     struct lf_rule_list score_any, intent_any;
-    int refs; /* protected by the cache lock */
+    struct lf_auto_rule *autos; /* active automation rules in priority order */
+    int nauto;
+    int auto_triggers[LF_TRIG_COUNT]; /* how many of them have each trigger */
+    int refs;                         /* protected by the cache lock */
 };
 
 /* Lends the tenant's current rule set, compiling it when the stored version moved. Reads

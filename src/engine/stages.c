@@ -1,7 +1,7 @@
 /* The registry of processing stages, in the order they run.
  *
- * resolve, attribute, score, intent and route are built; automate follows them here once
- * it is built. Test builds also carry a stage for exercising the framework. */
+ * resolve, attribute, score, intent, route and automate. Test builds also carry a stage for
+ * exercising the framework. */
 #include "engine/stage.h"
 #include "engine/conditions.h"
 #include "engine/lead.h"
@@ -16,13 +16,19 @@ extern const struct lf_stage lf_stage_attribute;
 extern const struct lf_stage lf_stage_score;
 extern const struct lf_stage lf_stage_intent;
 extern const struct lf_stage lf_stage_route;
+extern const struct lf_stage lf_stage_automate;
 #ifdef LF_TESTING
 extern const struct lf_stage lf_stage_test;
 #endif
 
 static const struct lf_stage *const production[] = {
-    &lf_stage_resolve, &lf_stage_attribute, &lf_stage_score,
-    &lf_stage_intent,  &lf_stage_route,     NULL,
+    &lf_stage_resolve,
+    &lf_stage_attribute,
+    &lf_stage_score,
+    &lf_stage_intent,
+    &lf_stage_route,
+    &lf_stage_automate,
+    NULL,
 };
 
 static struct lf_stage table[sizeof(production) / sizeof(production[0]) + 1];

@@ -13,6 +13,7 @@
  * (lf_workers_recover). `lock` protects stop and seq; the ingest writer bumps seq and
  * signals `cond` after each commit. */
 #include "engine/worker.h"
+#include "engine/emit.h"
 #include "engine/stage.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -137,6 +138,7 @@ static int process_one(struct lf_stage_ctx *ctx, const struct lf_stage *stages, 
     struct lf_err err = {0};
     int rc = lf_db_savepoint(ctx->conn, "ev");
     if (rc < 0) return rc;
+    lf_emit_capture_start(); /* the automate stage runs what this event's domain events trigger */
     ev->result = json_object();
     json_t *ran = json_array();
     int stage_rc = 0;
@@ -206,6 +208,7 @@ int lf_workers_run_batch(struct lf_app *app, int limit)
     else if (n == 0 && rc >= 0)
         rc = lf_db_rollback(c);
     lf_stage_ctx_end(&ctx);
+    lf_emit_capture_stop();
     if (rc < 0) {
         lf_db_rollback(c);
         lf_log_error("processing batch failed", "{s:s, s:s}", "error", lf_strerror(rc), "detail",

@@ -3,6 +3,7 @@
  * left the intent window (leads.intent_expires_at passed) get their intent re-derived. Works in
  * batches of BATCH leads per transaction, so ingest and processing keep going while it runs. */
 #include "sched/scheduler.h"
+#include "engine/automation.h"
 #include "engine/lead.h"
 #include "engine/score.h"
 #include "core/mem.h"
@@ -47,16 +48,16 @@ static int each_lead(struct lf_job_run *run, const char *tenant, const char *sel
             rc = -LF_ESTORE;
             break;
         }
-        rc = lf_db_begin(c);
+        rc = lf_automate_begin(c);
         struct lf_stmt *st = rc < 0 ? NULL : lf_db_prepare(c, select_sql, err);
         if (st) lf_stmt_bind(st, "sIi", tenant, run->now, BATCH);
         int n = st ? lead_batch(st, ids) : -LF_EINTERNAL;
         rc = n < 0 ? n : 0;
         for (int i = 0; rc >= 0 && i < n; i++) rc = fn(c, run, tenant, ids[i], s, k, err);
         if (rc >= 0)
-            rc = lf_db_commit(c);
+            rc = lf_automate_commit(c, tenant, run->now, err);
         else
-            lf_db_rollback(c);
+            lf_automate_rollback(c);
         lf_db_release(c);
         if (rc < 0 || n < BATCH) break;
     }

@@ -2,8 +2,10 @@
 #include "sched/scheduler.h"
 
 extern const struct lf_job lf_job_score_decay;
+extern const struct lf_job lf_job_stage_timers;
 
 const struct lf_job *const lf_jobs[] = {
     &lf_job_score_decay,
+    &lf_job_stage_timers,
     NULL,
 };

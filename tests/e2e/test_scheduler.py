@@ -125,7 +125,8 @@ def test_a_slot_runs_once_across_two_processes_and_a_missed_slot_runs_at_start(t
         slot = 1767232800000  # 2026-01-01T02:00:00Z
         assert [(r[0], r[2]) for r in rows] == [(slot, "schedule")], rows
         logs = a.read_log() + b.read_log()
-        assert logs.count('"msg":"job finished"') == 1
+        finished = [line for line in logs.splitlines() if '"msg":"job finished"' in line]
+        assert sum('"job":"score_decay"' in line for line in finished) == 1, finished
     finally:
         assert a.stop() == 0
         assert b.stop() == 0
