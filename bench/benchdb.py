@@ -231,6 +231,14 @@ def drain_counts(args):
         (tenant, args.since_ms)).fetchall()
     print("internal_events " + (", ".join(f"{t} {n}" for t, n in internal) or "none"))
     print(f"internal_events_total {sum(n for _, n in internal)}")
+    autos = db.execute(
+        "SELECT status, count(*) FROM automation_logs WHERE tenant_id = ? AND created_at >= ?"
+        " GROUP BY status ORDER BY status", (tenant, args.since_ms)).fetchall()
+    print("automation_logs " + (", ".join(f"{st} {n}" for st, n in autos) or "none"))
+    outbox = db.execute(
+        "SELECT kind, count(*) FROM deliveries WHERE tenant_id = ? AND created_at >= ?"
+        " GROUP BY kind ORDER BY kind", (tenant, args.since_ms)).fetchall()
+    print("deliveries " + (", ".join(f"{k} {n}" for k, n in outbox) or "none"))
     routing = db.execute(
         "SELECT routing_status, count(*) FROM leads WHERE tenant_id = ? AND merged_into IS NULL"
         " GROUP BY routing_status ORDER BY 1", (tenant,)).fetchall()

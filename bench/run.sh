@@ -320,6 +320,24 @@ setup_tenant() {
         python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
 }
 
+# The 20 automation rules of bench/automation_rules.json (events, score thresholds, intents,
+# stage entries and a timer; tasks, Slack, field updates, routing, webhooks).
+setup_automation() {
+    local n
+    n=$(python3 - "$here/automation_rules.json" "http://127.0.0.1:$port" "$token" <<'PY'
+import json, sys, urllib.request
+rules, base, token = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+for rule in rules:
+    req = urllib.request.Request(base + "/api/v1/automation/rules", json.dumps(rule).encode(),
+                                 {"Authorization": "Bearer " + token,
+                                  "Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+print(len(rules))
+PY
+)
+    echo "automation rules: $n"
+}
+
 # Stops the server, restarts it with the drain's workers and times until nothing is pending.
 # Sets drained, drain_s, drain_eps, ready_s, stages, drain_cpu, drain_other; leaves the
 # server stopped.
@@ -451,16 +469,18 @@ elif want a || want b || want d; then
 fi
 
 # (e) The lead stages' drain on its own database (every stage built: resolve, attribute, score,
-# intent, route), with the default scoring and intent rules, pipelines and team:
+# intent, route, automate), with the default scoring and intent rules, pipelines and team, and
+# the 20 automation rules of bench/automation_rules.json:
 # two thirds of the leads exist already (a bulk import with job titles, countries and
 # companies), the events name lead_leads people, so about a third of them are new. The events
 # are the load generator's rules mix (page views of pricing, academic and partner pages,
 # downloads by asset type, forms, email, webinar, demo and quote events).
 if want e; then
-    say "(e) lead drain: $lead_events events over $lead_leads leads, $lead_known of them imported first; default scoring and intent rules"
+    say "(e) lead drain: $lead_events events over $lead_leads leads, $lead_known of them imported first; default scoring and intent rules, 20 automation rules"
     db=$tmp/leads.db
     start_server 0
     setup_tenant
+    setup_automation
     # The same leads (emails, titles, countries, companies) as the load generator's events.
     "$loadgen" --mix rules --print-leads "$lead_known" >"$tmp/known.csv"
     t_import=$(now)

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const trigger_names[LF_TRIG_COUNT] = {
-    "event", "score_threshold", "intent_detected", "stage_entered", "time_in_stage"};
-static const char *const action_names[LF_ACT_COUNT] = {
-    "move_to_stage", "assign_owner", "send_notification", "create_task",
-    "sync_moco",     "update_field", "route_to_pipeline", "send_webhook"};
+static const char *const trigger_names[LF_TRIG_COUNT + 1] = {
+    "event", "score_threshold", "intent_detected", "stage_entered", "time_in_stage", NULL};
+static const char *const action_names[LF_ACT_COUNT + 1] = {
+    "move_to_stage", "assign_owner",      "send_notification", "create_task", "sync_moco",
+    "update_field",  "route_to_pipeline", "send_webhook",      NULL};
 
 const char *lf_auto_trigger_name(int trigger)
 {

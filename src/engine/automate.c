@@ -695,7 +695,8 @@ static int execute(struct lf_auto_run *run, const struct lf_auto_rule *rule,
     return rc < 0 ? rc : 1;
 }
 
-/* The deal a domain event is about: data.deal.id, else data.deal_id. */
+/* The deal a domain event is about: data.deal.id, else data.deal_id. (Never read from an
+ * external event: its metadata is the client's.) */
 static const char *fact_deal(json_t *data)
 {
     const char *id = json_string_value(json_object_get(json_object_get(data, "deal"), "id"));
@@ -783,8 +784,7 @@ static int fire(struct lf_auto_run *run, const struct lf_auto_fact *f)
         char key[160];
         struct lf_cond_ctx cc;
         if (!matches(run, rule, f, key, &cc, &lead_ctx, &org_ctx)) continue;
-        const char *deal = f->deal_id ? f->deal_id : fact_deal(f->metadata);
-        rc = execute(run, rule, f, key, deal);
+        rc = execute(run, rule, f, key, f->deal_id);
         if (rc > 0) {
             n++;
             /* the action may have changed the lead: conditions read it again */
@@ -824,6 +824,7 @@ int lf_automate(struct lf_auto_run *run, const struct lf_auto_fact *fact, size_t
                                  .source = "leadflow",
                                  .metadata = data,
                                  .lead_id = lead,
+                                 .deal_id = fact_deal(data),
                                  .depth = e->depth};
         rc = fire(run, &f);
         if (rc > 0) total += rc;
@@ -1154,8 +1155,7 @@ json_t *lf_automate_dry_run(struct lf_conn *c, const char *tenant_id, const char
         one.autos = &rule;
         one.nauto = 1;
         run.rules = &one;
-        const char *deal = d.f.deal_id ? d.f.deal_id : fact_deal(d.f.metadata);
-        rc = execute(&run, &rule, &d.f, key, deal);
+        rc = execute(&run, &rule, &d.f, key, d.f.deal_id);
         if (rc >= 0) rc = lf_rules_get(c, tenant_id, &rs, err);
         if (rc >= 0) {
             run.rules = rs;
