@@ -697,7 +697,8 @@ static int each_stage_rule(struct lf_conn *c, const char *tenant_id, const char 
         json_t *tc = lf_json_parse(lf_stmt_text(st, 5));
         const char *s = json_string_value(json_object_get(tc, "stage"));
         const char *p = json_string_value(json_object_get(tc, "pipeline"));
-        if (stage_id ? s && strcmp(s, stage_id) == 0 : p && strcmp(p, pipeline_id) == 0)
+        if (stage_id ? s && strcmp(s, stage_id) == 0
+                     : p && pipeline_id && strcmp(p, pipeline_id) == 0)
             fn(st, arg);
         json_decref(tc);
     }
