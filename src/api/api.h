@@ -21,6 +21,8 @@ extern const struct lf_route lf_deals_routes[];
 extern const struct lf_route lf_team_routes[];
 extern const struct lf_route lf_tasks_routes[];
 extern const struct lf_route lf_routing_routes[];
+extern const struct lf_route lf_automation_routes[];
+extern const struct lf_route lf_deliveries_routes[];
 #ifdef LF_TESTING
 extern const struct lf_route lf_testing_routes[];
 #endif

@@ -20,6 +20,8 @@ const struct lf_route *const lf_api_tables[] = {
     lf_team_routes,
     lf_tasks_routes,
     lf_routing_routes,
+    lf_automation_routes,
+    lf_deliveries_routes,
 #ifdef LF_TESTING
     lf_testing_routes,
 #endif

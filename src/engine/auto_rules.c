@@ -415,7 +415,9 @@ static int exists(struct lf_conn *c, const char *sql, const char *tenant_id, con
     return rc == LF_DB_ROW ? 1 : rc < 0 ? rc : 0;
 }
 
-/* Checks the stored things a valid config names, normalising trigger stages to ids. */
+/* Checks the stored things a valid config names, normalising pipelines and stages to ids (a
+ * move_to_stage without a pipeline keeps its stage as given: a slug then means the stage of
+ * that slug in the deal's pipeline). */
 static int check_refs(struct lf_conn *c, const char *tenant_id, int trigger, json_t *tc, int action,
                       json_t *ac, struct lf_err *err)
 {
@@ -457,7 +459,11 @@ static int check_refs(struct lf_conn *c, const char *tenant_id, int trigger, jso
             if (rc < 0) return rc;
             if (rc == LF_DB_DONE)
                 lf_err_field(err, "action_config.stage", "no stage %s in pipeline %s", s, p);
+            else
+                json_object_set_new(ac, "stage", json_string(sid));
         }
+        /* stored as ids, so renaming a pipeline or a stage keeps the rule working */
+        if (!err->code) json_object_set_new(ac, "pipeline", json_string(pid));
     }
     const char *who = json_string_value(json_object_get(ac, "assignee"));
     if (action == LF_ACT_TASK && who && strcmp(who, "owner") != 0) {

@@ -228,12 +228,17 @@ static int act_move(struct action_ctx *a, struct subject *s, json_t **result, st
         subject_load(run->conn, run->tenant_id, a->fact->lead_id, a->deal_id, *pid ? pid : NULL, s);
     if (rc >= 0) rc = need_open_deal(s, err);
     if (rc < 0) return rc;
-    json_t *from = json_object_get(s->vars, "deal.stage");
-    *result =
-        json_pack("{s:s, s:O, s:s}", "deal_id", s->deal_id, "from_stage", from, "to_stage", stage);
     rc = lf_deal_move(run->conn, run->tenant_id, s->deal_id, stage, BY, a->cause, run->now, err);
+    if (rc < 0) return rc;
+    struct subject after = {.vars = json_object()};
+    int found = load_deal(run->conn, run->tenant_id, s->deal_id, &after);
+    *result = json_pack("{s:s, s:O, s:O}", "deal_id", s->deal_id, "from_stage",
+                        json_object_get(s->vars, "deal.stage"), "to_stage",
+                        json_object_get(after.vars, "deal.stage"));
+    subject_free(&after);
+    if (found < 0) return found;
     if (rc == 0) json_object_set_new(*result, "unchanged", json_true());
-    return rc < 0 ? rc : 0;
+    return 0;
 }
 
 static int act_assign(struct action_ctx *a, struct subject *s, json_t **result, struct lf_err *err)
@@ -958,7 +963,9 @@ static int dry_event(struct lf_conn *c, const char *tenant_id, const struct lf_a
         const char *keys[] = {"source", "utm_source", "utm_medium", "utm_campaign"};
         for (int i = 0; i < 4; i++) {
             json_t *v = json_object_get(event, keys[i]);
-            if (v && !json_is_string(v)) return lf_err_field(err, keys[i], "must be a string");
+            char field[40];
+            snprintf(field, sizeof field, "event.%s", keys[i]);
+            if (v && !json_is_string(v)) return lf_err_field(err, field, "must be a string");
         }
         snprintf(d->event, sizeof d->event, "dry-run");
         d->type = lf_xstrdup(type);
@@ -1019,7 +1026,7 @@ static int dry_deal(struct lf_conn *c, const char *tenant_id, const struct lf_au
     if (st == NULL) return -LF_EINTERNAL;
     const char *stage = rule->stage ? rule->stage : "",
                *pipeline = rule->pipeline ? rule->pipeline : "";
-    lf_stmt_bind(st, "sssssssI", tenant_id, lead_id, stage, stage, pipeline, pipeline,
+    lf_stmt_bind(st, "ssssssI", tenant_id, lead_id, stage, stage, pipeline, pipeline,
                  now - rule->in_stage_ms);
     int rc = lf_stmt_step(st);
     if (rc == LF_DB_ROW) {
@@ -1120,6 +1127,7 @@ json_t *lf_automate_dry_run(struct lf_conn *c, const char *tenant_id, const char
     int rc = rule_load(c, tenant_id, rule_id, &rule);
     if (rc == LF_DB_DONE) rc = lf_err_set(err, -LF_ENOTFOUND, "no automation rule %s", rule_id);
     if (rc == -LF_EINVAL) lf_err_set(err, rc, "the stored rule %s no longer compiles", rule_id);
+    if (rc < 0 && err->code == 0) lf_err_set(err, rc, "%s", lf_strerror(rc));
     if (rc < 0) {
         json_decref(executions);
         return NULL;

@@ -164,9 +164,10 @@ int lf_auto_stage_rules_delete(struct lf_conn *c, const char *tenant_id, const c
 
 /* The dry run of POST /automation/rules/{id}/test: would rule_id fire for the lead (and event:
  * an event id, an object {event_type, metadata, source, utm_*}, or NULL), and what it would
- * do. Runs the action in a transaction that is rolled back. Returns an object {would_fire,
- * reason, trigger_key, actions: [what it did], events: [the domain events it would write],
- * chained: [rules those would fire]} or NULL with err set (-LF_ENOTFOUND lead, rule or event,
+ * do. Runs the action, and the rules the events it writes trigger, in a transaction that is
+ * rolled back. Returns an object {would_fire, reason, trigger_key, executions: [one per
+ * execution, the rule's first, chained ones with their depth], events: [the domain events
+ * they would write]} or NULL with err set (-LF_ENOTFOUND lead, rule or event,
  * -LF_EINVAL event). c must be the writer and not in a transaction. */
 json_t *lf_automate_dry_run(struct lf_conn *c, const char *tenant_id, const char *rule_id,
                             const char *lead_id, json_t *event, int64_t now, struct lf_err *err);

@@ -17,3 +17,6 @@ ALTER TABLE automation_logs ADD COLUMN action_type TEXT;
 CREATE INDEX automation_logs_rule ON automation_logs (tenant_id, rule_id, created_at);
 CREATE INDEX automation_logs_lead ON automation_logs (tenant_id, lead_id, created_at);
 CREATE INDEX automation_logs_deal ON automation_logs (tenant_id, deal_id) WHERE deal_id IS NOT NULL;
+
+-- The outbox read newest first per tenant (GET /api/v1/deliveries).
+CREATE INDEX deliveries_tenant_created ON deliveries (tenant_id, created_at, id);
