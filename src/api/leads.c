@@ -453,6 +453,8 @@ static void delete_lead(struct lf_req *r)
         "DELETE FROM deal_stage_history WHERE tenant_id = ? AND deal_id IN (SELECT d.id FROM"
         " deals d WHERE d.tenant_id = deal_stage_history.tenant_id AND d.lead_id = ?)",
         "DELETE FROM routing_log WHERE tenant_id = ? AND lead_id = ?",
+        "DELETE FROM automation_logs WHERE tenant_id = ? AND lead_id IN (SELECT m.id FROM leads m"
+        " WHERE m.tenant_id = automation_logs.tenant_id AND m.merged_into = ?)",
         "DELETE FROM automation_logs WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM deals WHERE tenant_id = ? AND lead_id = ?",
         "DELETE FROM leads WHERE tenant_id = ? AND merged_into = ?",

@@ -50,15 +50,18 @@ static const char *const placeholders[] = {
 
 #define PLACEHOLDER_MAX 64
 
-/* If text[i] opens a placeholder ("{" then a-z, '_', '.' then "}"), its length between the
- * braces; else 0 (a lone brace is text). */
+/* If text[i] opens a placeholder ("{" then letters, digits, '_', '.', '-' then "}"), its
+ * length between the braces; else 0 (a lone brace, or braces around spaces, are text). So
+ * {Lead.Email} and {lead.emai1} are placeholders, and unknown ones. */
 static size_t placeholder_at(const char *text, size_t i)
 {
     if (text[i] != '{') return 0;
     size_t n = 0;
     for (const char *p = text + i + 1; *p != '}'; p++, n++) {
         char ch = *p;
-        if (!((ch >= 'a' && ch <= 'z') || ch == '_' || ch == '.') || n >= PLACEHOLDER_MAX) return 0;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '.' || ch == '-';
+        if (!ok || n >= PLACEHOLDER_MAX) return 0;
     }
     return n;
 }
@@ -360,8 +363,10 @@ static void check_config(json_t *config, const struct config_key *keys, const ch
     }
     const char *key;
     json_t *v;
+    int seen = 0;
     json_object_foreach(config, key, v)
     {
+        if (++seen > 20) break; /* a config has at most 6 keys: the rest are not looked at */
         const struct config_key *k = keys;
         while (k->name && strcmp(k->name, key) != 0) k++;
         snprintf(path, sizeof path, "%s.%s", prefix, key);
@@ -464,6 +469,13 @@ static int check_refs(struct lf_conn *c, const char *tenant_id, int trigger, jso
         }
         /* stored as ids, so renaming a pipeline or a stage keeps the rule working */
         if (!err->code) json_object_set_new(ac, "pipeline", json_string(pid));
+    }
+    const char *stage = json_string_value(json_object_get(ac, "stage"));
+    if (action == LF_ACT_MOVE && !p && stage) { /* a slug of some pipeline, or a stage's id */
+        rc = exists(c, "SELECT 1 FROM pipeline_stages WHERE tenant_id = ? AND (id = ? OR slug = ?)",
+                    tenant_id, stage);
+        if (rc < 0) return rc;
+        if (rc == 0) lf_err_field(err, "action_config.stage", "no pipeline has a stage %s", stage);
     }
     const char *who = json_string_value(json_object_get(ac, "assignee"));
     if (action == LF_ACT_TASK && who && strcmp(who, "owner") != 0) {

@@ -205,6 +205,25 @@ static const char *cfg_text(const struct action_ctx *a, const char *key)
     return json_string_value(json_object_get(a->config, key));
 }
 
+/* Renders tpl into *out, refusing (-LF_ETOOLARGE) a result longer than max characters: a
+ * template can repeat a placeholder, and a value can hold what an earlier template wrote. */
+static int render(const char *tpl, json_t *vars, size_t max, const char *what, char **out,
+                  struct lf_err *err)
+{
+    *out = lf_template_render(tpl, vars);
+    size_t n = 0;
+    for (const char *p = *out; *p; p++) n += ((unsigned char)*p & 0xC0) != 0x80;
+    if (n <= max) return 0;
+    free(*out);
+    *out = NULL;
+    return lf_err_set(err, -LF_ETOOLARGE, "the rendered %s has %zu characters; at most %zu fit",
+                      what, n, max);
+}
+
+#define TEXT_MAX  4000 /* a Slack message */
+#define TITLE_MAX 500  /* a task title, as the tasks API takes */
+#define FIELD_MAX 200  /* a lead field, as the leads API takes */
+
 static int need_open_deal(const struct subject *s, struct lf_err *err)
 {
     if (!*s->deal_id) return lf_err_set(err, -LF_ECONFLICT, "the lead has no open deal");
@@ -279,7 +298,9 @@ static int act_notify(struct action_ctx *a, struct subject *s, json_t **result, 
     const char *tpl = cfg_text(a, "text");
     if (tpl == NULL) tpl = lf_auto_message_text(cfg_text(a, "template"));
     if (tpl == NULL) return lf_err_set(err, -LF_EINVAL, "the rule has no text");
-    char *text = lf_template_render(tpl, s->vars);
+    char *text;
+    rc = render(tpl, s->vars, TEXT_MAX, "text", &text, err);
+    if (rc < 0) return rc;
     const char *channel = cfg_text(a, "channel");
     char id[40];
     rc = lf_outbox_slack(run->conn, run->tenant_id, channel, text, a->fact->event_id, run->now, id);
@@ -320,7 +341,9 @@ static int act_task(struct action_ctx *a, struct subject *s, json_t **result, st
         snprintf(member, sizeof member, "%s", s->owner);
     }
     json_t *due = json_object_get(a->config, "due_days");
-    char *title = lf_template_render(cfg_text(a, "title"), s->vars);
+    char *title;
+    rc = render(cfg_text(a, "title"), s->vars, TITLE_MAX, "title", &title, err);
+    if (rc < 0) return rc;
     if (strlen(title) == 0) {
         free(title);
         title = lf_xstrdup("Follow up");
@@ -467,7 +490,8 @@ static int act_field(struct action_ctx *a, struct subject *s, json_t **result, s
     int rc = subject_load(run->conn, run->tenant_id, a->fact->lead_id, a->deal_id, NULL, s);
     if (rc < 0) return rc;
     const char *tpl = cfg_text(a, "value");
-    char *value = tpl ? lf_template_render(tpl, s->vars) : NULL;
+    char *value = NULL;
+    if (tpl && (rc = render(tpl, s->vars, FIELD_MAX, field, &value, err)) < 0) return rc;
     if (value && *value == '\0') {
         free(value);
         value = NULL;
@@ -568,15 +592,21 @@ static action_fn *const actions[LF_ACT_COUNT] = {
 
 /* Execution. */
 
-/* Writes the outcome on the log row and, unless skipped, the rule's counters. */
+/* Writes the outcome on the log row (and the deal the action worked on, when the trigger named
+ * none) and, unless skipped, the rule's counters. A skip gives the trigger key back (the row
+ * keeps it with a suffix): a once-only trigger skipped by the budget or the depth limit can
+ * still fire later. */
 static int finish(struct lf_auto_run *run, const struct lf_auto_rule *rule, const char *log_id,
-                  const char *status, json_t *result, const char *error)
+                  const char *status, json_t *result, const char *error, const char *deal_id)
 {
     char *text = result ? lf_json_dump(result) : NULL;
+    int skipped = strcmp(status, "skipped") == 0;
     int rc = lf_db_run(run->conn, NULL,
-                       "UPDATE automation_logs SET status = ?, success = ?, result = ?, error = ?"
-                       " WHERE id = ?",
-                       "sisss", status, strcmp(status, "executed") == 0, text, error, log_id);
+                       "UPDATE automation_logs SET status = ?, success = ?, result = ?, error = ?,"
+                       " deal_id = COALESCE(deal_id, ?), trigger_key = CASE WHEN ? = 1"
+                       " THEN trigger_key || '#skipped:' || id ELSE trigger_key END WHERE id = ?",
+                       "sisssis", status, strcmp(status, "executed") == 0, text, error,
+                       deal_id && *deal_id ? deal_id : NULL, skipped, log_id);
     free(text);
     if (rc >= 0 && strcmp(status, "skipped") != 0)
         rc = lf_db_run(run->conn, NULL,
@@ -639,7 +669,7 @@ static int execute(struct lf_auto_run *run, const struct lf_auto_rule *rule,
                  "chain depth limit: a chain of rules stops at depth %d (this would be %d)",
                  LF_AUTO_MAX_DEPTH, depth);
         report(run, rule, log_id, key, depth, "skipped", NULL, error);
-        return finish(run, rule, log_id, "skipped", NULL, error) < 0 ? -LF_ESTORE : 1;
+        return finish(run, rule, log_id, "skipped", NULL, error, NULL) < 0 ? -LF_ESTORE : 1;
     }
     if (rule->max_per_hour > 0) {
         int64_t n = executions_last_hour(run, rule);
@@ -650,7 +680,7 @@ static int execute(struct lf_auto_run *run, const struct lf_auto_rule *rule,
                      " max_executions_per_hour (%d)",
                      (long long)n, rule->max_per_hour);
             report(run, rule, log_id, key, depth, "skipped", NULL, error);
-            return finish(run, rule, log_id, "skipped", NULL, error) < 0 ? -LF_ESTORE : 1;
+            return finish(run, rule, log_id, "skipped", NULL, error, NULL) < 0 ? -LF_ESTORE : 1;
         }
     }
 
@@ -668,6 +698,8 @@ static int execute(struct lf_auto_run *run, const struct lf_auto_rule *rule,
     struct lf_err aerr = {0};
     json_t *result = NULL;
     int arc = actions[rule->action](&a, &s, &result, &aerr);
+    char used_deal[40];
+    snprintf(used_deal, sizeof used_deal, "%s", s.deal_id);
     subject_free(&s);
     lf_emit_set_depth(old_depth);
     if (arc < 0) {
@@ -682,7 +714,9 @@ static int execute(struct lf_auto_run *run, const struct lf_auto_rule *rule,
     }
     lf_err_clear(&aerr);
     const char *status = arc < 0 ? "failed" : "executed";
-    if (rc >= 0) rc = finish(run, rule, log_id, status, result, arc < 0 ? error : NULL);
+    if (rc >= 0)
+        rc = finish(run, rule, log_id, status, result, arc < 0 ? error : NULL,
+                    arc < 0 ? NULL : used_deal);
     report(run, rule, log_id, key, depth, status, result, arc < 0 ? error : NULL);
     if (rc >= 0 && arc >= 0) {
         json_t *data = json_pack(
@@ -708,6 +742,24 @@ static const char *fact_deal(json_t *data)
     return id ? id : json_string_value(json_object_get(data, "deal_id"));
 }
 
+/* 1 when the fact is an event the engine wrote (a domain event): only those can say a score,
+ * an intent or a stage changed. An external event may carry any type name. */
+static int from_engine(const struct lf_auto_fact *f)
+{
+    return f->source && strcmp(f->source, "leadflow") == 0;
+}
+
+/* Loads the lead (and its organization) for conditions once per fact. */
+static void lead_ctx_load(struct lf_auto_run *run, const struct lf_auto_fact *f, json_t **lead_ctx,
+                          json_t **org_ctx)
+{
+    if (*lead_ctx) return;
+    int rc = 0;
+    *lead_ctx = lf_lead_context(run->conn, run->tenant_id, f->lead_id, &rc);
+    const char *org = json_string_value(json_object_get(*lead_ctx, "organization_id"));
+    if (org) *org_ctx = lf_org_context(run->conn, run->tenant_id, org, &rc);
+}
+
 /* Whether rule fires for fact; writes its trigger key. cc is filled on first need. */
 static int matches(struct lf_auto_run *run, const struct lf_auto_rule *rule,
                    const struct lf_auto_fact *f, char key[160], struct lf_cond_ctx *cc,
@@ -723,13 +775,7 @@ static int matches(struct lf_auto_run *run, const struct lf_auto_rule *rule,
         if (any ? strcmp(f->source ? f->source : "", "leadflow") == 0
                 : strcmp(rule->event_type, type) != 0)
             return 0;
-        unsigned needs = lf_conds_needs(rule->conds);
-        if (needs && *lead_ctx == NULL) {
-            int rc = 0;
-            *lead_ctx = lf_lead_context(run->conn, run->tenant_id, f->lead_id, &rc);
-            const char *org = json_string_value(json_object_get(*lead_ctx, "organization_id"));
-            if (org) *org_ctx = lf_org_context(run->conn, run->tenant_id, org, &rc);
-        }
+        if (lf_conds_needs(rule->conds)) lead_ctx_load(run, f, lead_ctx, org_ctx);
         *cc = (struct lf_cond_ctx){.event_type = type,
                                    .source = f->source,
                                    .utm_source = f->utm_source,
@@ -743,21 +789,33 @@ static int matches(struct lf_auto_run *run, const struct lf_auto_rule *rule,
         return 1;
     }
     case LF_TRIG_SCORE:
-        if (type == NULL || strcmp(type, "lead.scored") != 0) return 0;
+        if (type == NULL || !from_engine(f) || strcmp(type, "lead.scored") != 0) return 0;
         if (json_integer_value(json_object_get(data, "score")) < rule->score_gte) return 0;
         snprintf(key, 160, "score_gte:%d", rule->score_gte);
         return 1;
     case LF_TRIG_INTENT: {
-        if (type == NULL || strcmp(type, "lead.intent_detected") != 0) return 0;
-        const char *intent = json_string_value(json_object_get(data, "intent"));
-        if (intent == NULL || (rule->intent && strcmp(rule->intent, intent) != 0)) return 0;
-        if (json_integer_value(json_object_get(data, "confidence")) < rule->confidence_gte)
+        /* The lead's primary intent as it stands: lead.intent_detected when it changes, and
+         * after an external event (its confidence may have risen without a change). Once per
+         * lead and intent. */
+        json_t *src = data;
+        if (type == NULL) return 0;
+        if (!from_engine(f)) {
+            lead_ctx_load(run, f, lead_ctx, org_ctx);
+            src = *lead_ctx;
+        } else if (strcmp(type, "lead.intent_detected") != 0) {
             return 0;
-        snprintf(key, 160, "intent:%s", f->event_id);
+        }
+        const char *intent =
+            json_string_value(json_object_get(src, from_engine(f) ? "intent" : "primary_intent"));
+        json_int_t conf = json_integer_value(
+            json_object_get(src, from_engine(f) ? "confidence" : "intent_confidence"));
+        if (intent == NULL || (rule->intent && strcmp(rule->intent, intent) != 0)) return 0;
+        if (conf < rule->confidence_gte) return 0;
+        snprintf(key, 160, "intent:%s", intent);
         return 1;
     }
     case LF_TRIG_STAGE: {
-        if (type == NULL) return 0;
+        if (type == NULL || !from_engine(f)) return 0;
         json_t *deal = json_object_get(data, "deal");
         const char *stage = strcmp(type, "deal.created") == 0
                                 ? json_string_value(json_object_get(deal, "stage_id"))
@@ -1109,9 +1167,10 @@ static int dry_build(struct lf_conn *c, const char *tenant_id, const struct lf_a
     }
     }
     json_decref(lead);
-    if (rule->trigger != LF_TRIG_EVENT) {
+    if (rule->trigger != LF_TRIG_EVENT) { /* what the engine would have written */
         f->event_type = d->type;
         f->metadata = d->metadata;
+        f->source = "leadflow";
     }
     return rc < 0 ? rc : 0;
 }
@@ -1196,13 +1255,23 @@ json_t *lf_automate_dry_run(struct lf_conn *c, const char *tenant_id, const char
 
 /* One batch of due deals for rule: fires it for each. Returns how many deals it took, or a
  * negative code. */
-static int timer_batch(struct lf_db *db, const char *tenant_id, const struct lf_auto_rule *rule,
-                       int64_t now, int64_t *executions, struct lf_err *err)
+static int timer_batch(struct lf_db *db, const char *tenant_id, const char *rule_id, int64_t now,
+                       int64_t *executions, struct lf_err *err)
 {
     struct lf_conn *c = lf_db_acquire(db, LF_DB_WRITE, err);
     if (c == NULL) return -LF_ESTORE;
     struct lf_ruleset *rs = NULL;
     int n = 0, rc = lf_rules_get(c, tenant_id, &rs, err);
+    /* the rule as it stands now: one disabled, deleted or changed meanwhile ends the sweep */
+    const struct lf_auto_rule *rule = NULL;
+    for (int i = 0; rc == 0 && i < rs->nauto; i++)
+        if (strcmp(rs->autos[i].id, rule_id) == 0 && rs->autos[i].trigger == LF_TRIG_TIME)
+            rule = &rs->autos[i];
+    if (rc == 0 && rule == NULL) {
+        lf_rules_release(rs);
+        lf_db_release(c);
+        return 0;
+    }
     if (rc == 0) rc = lf_automate_begin(c);
     struct lf_stmt *st = rc == 0
                              ? lf_db_prepare(c,
@@ -1213,8 +1282,10 @@ static int timer_batch(struct lf_db *db, const char *tenant_id, const struct lf_
                                              " AND (? = '' OR d.stage_id = ?)"
                                              " AND NOT EXISTS (SELECT 1 FROM automation_logs a"
                                              " WHERE a.rule_id = ? AND a.lead_id = d.lead_id"
-                                             " AND a.trigger_key = 'time:' || d.id || ':' ||"
-                                             " CAST(d.stage_entered_at AS TEXT))"
+                                             " AND (a.trigger_key = 'time:' || d.id || ':' ||"
+                                             " CAST(d.stage_entered_at AS TEXT) OR"
+                                             " (a.created_at >= ? AND a.trigger_key LIKE"
+                                             " 'time:' || d.id || ':%')))"
                                              " ORDER BY d.stage_entered_at, d.id LIMIT ?",
                                              err)
                              : NULL;
@@ -1225,8 +1296,8 @@ static int timer_batch(struct lf_db *db, const char *tenant_id, const struct lf_
     } *due = lf_xcalloc(TIMER_BATCH, sizeof(*due));
     if (st) {
         const char *p = rule->pipeline ? rule->pipeline : "", *s = rule->stage ? rule->stage : "";
-        lf_stmt_bind(st, "sIsssssi", tenant_id, now - rule->in_stage_ms, p, p, s, s, rule->id,
-                     TIMER_BATCH);
+        lf_stmt_bind(st, "sIsssssIi", tenant_id, now - rule->in_stage_ms, p, p, s, s, rule->id, now,
+                     TIMER_BATCH); /* a deal skipped in this sweep is not taken again */
         while (n < TIMER_BATCH && (rc = lf_stmt_step(st)) == LF_DB_ROW) {
             copy_col(due[n].deal, 40, st, 0);
             copy_col(due[n].lead, 40, st, 1);
@@ -1297,7 +1368,7 @@ int lf_automate_timers(struct lf_db *db, const char *tenant_id, int64_t now, jso
     for (int i = 0; rc >= 0 && i < n && !*stop; i++) {
         int got;
         do {
-            got = timer_batch(db, timers[i].tenant, &timers[i].rule, now, &executions, err);
+            got = timer_batch(db, timers[i].tenant, timers[i].rule.id, now, &executions, err);
             if (got > 0) deals += got;
         } while (got == TIMER_BATCH && !*stop);
         if (got < 0) rc = got;

@@ -381,11 +381,13 @@ int lf_lead_merge(struct lf_conn *c, const char *tenant_id, const char *survivor
                        "ssss", tenant_id, loser, tenant_id, survivor);
     if (rc >= 0)
         rc = lf_db_run(c, NULL,
-                       "UPDATE automation_logs SET lead_id = ? WHERE tenant_id = ? AND lead_id = ?"
-                       " AND NOT EXISTS (SELECT 1 FROM automation_logs a WHERE a.lead_id = ?"
+                       "UPDATE automation_logs SET lead_id = ?, trigger_key = CASE WHEN EXISTS"
+                       " (SELECT 1 FROM automation_logs a WHERE a.lead_id = ?"
                        " AND a.rule_id = automation_logs.rule_id"
-                       " AND a.trigger_key = automation_logs.trigger_key)",
-                       "ssss", survivor, tenant_id, loser, survivor);
+                       " AND a.trigger_key = automation_logs.trigger_key)"
+                       " THEN trigger_key || '#merged:' || id ELSE trigger_key END"
+                       " WHERE tenant_id = ? AND lead_id = ?",
+                       "ssss", survivor, survivor, tenant_id, loser);
     if (rc < 0) return rc;
 
     /* Profile fields the survivor lacks; the earlier first touch and the later last touch. */

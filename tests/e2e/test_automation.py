@@ -338,3 +338,70 @@ def test_time_in_stage_fires_once_with_the_clock_moved(fresh_server):
     s._tokens.clear()
     t.post("/api/v1/scheduler/jobs/stage_timers/run")
     assert len(t.logs(rule=rule["id"])) == 2
+
+
+def test_only_the_engine_can_say_a_score_intent_or_stage_changed(t):
+    rule = t.auto("score_threshold", {"score_gte": 1000}, "update_field",
+                  {"field": "job_title", "value": "VIP"})
+    ev = t.send("lead.scored", uniq("fake") + "@corp.example", metadata={"score": 99999})
+    assert t.logs(rule=rule["id"]) == []
+    assert t.lead(ev["lead_id"]).get("job_title") is None
+
+
+def test_a_rendered_text_past_its_field_fails_the_action(t):
+    rule = t.auto("event", {"event_type": "grow"}, "update_field",
+                  {"field": "first_name", "value": "{lead.email}" * 9})
+    ev = t.send("grow", uniq("long-address") + "@corp.example")
+    [log] = t.logs(rule=rule["id"])
+    assert log["status"] == "failed" and "at most 200" in log["error"], log
+    assert ev["status"] == "processed"
+
+
+def test_intent_rule_fires_when_confidence_rises_after_the_intent_changed(t):
+    t.intent_rule(event_type="download", intent="b2b", points=10)
+    rule = t.auto("intent_detected", {"intent": "b2b", "confidence_gte": 80}, "create_task",
+                  {"title": "B2B for sure"})
+    email = uniq("rise") + "@corp.example"
+    first = t.send("download", email)  # b2b at confidence 33: the intent changes, too weak
+    assert t.logs(rule=rule["id"]) == []
+    for _ in range(3):
+        t.send("download", email)  # 40 points: confidence 100, no new intent event
+    logs = t.logs(rule=rule["id"])
+    assert len(logs) == 1 and logs[0]["trigger_key"] == "intent:b2b"
+    for _ in range(2):
+        t.send("download", email)
+    assert len(t.logs(rule=rule["id"])) == 1  # once per lead and intent
+    assert first["lead_id"] == logs[0]["lead_id"]
+
+
+def test_a_skip_gives_a_once_only_trigger_back_and_logs_record_the_deal_acted_on(t):
+    t.rule(event_type="*", points=10)
+    rule = t.auto("score_threshold", {"score_gte": 10}, "move_to_stage", {"stage": "demo"},
+                  max_executions_per_hour=1)
+    a = t.new_lead()
+    deal = t.deal(a)
+    t.send("ping", t.lead(a)["email"])
+    [log] = t.logs(rule=rule["id"])
+    assert log["status"] == "executed" and log["deal_id"] == deal["id"]  # the deal it moved
+    assert [l["id"] for l in t.logs(deal=deal["id"])] == [log["id"]]
+    email = uniq("b") + "@corp.example"
+    for _ in range(2):
+        t.send("ping", email)
+    skipped = [l for l in t.logs(rule=rule["id"]) if l["status"] == "skipped"]
+    assert len(skipped) == 2  # the key was not used up by the first skip
+    assert all(l["trigger_key"].startswith("score_gte:10#skipped:") for l in skipped)
+
+
+def test_merge_moves_every_log_and_deleting_the_survivor_takes_them(t):
+    t.rule(event_type="*", points=10)
+    rule = t.auto("score_threshold", {"score_gte": 10}, "update_field",
+                  {"field": "region", "value": "EU"})
+    a = t.send("ping", uniq("a") + "@corp.example")["lead_id"]
+    b = t.send("ping", uniq("b") + "@corp.example")["lead_id"]
+    assert len(t.logs(rule=rule["id"])) == 2
+    r = t.post(f"/api/v1/leads/{a}/merge", {"other_id": b})
+    assert r.status_code == 200, r.text
+    logs = t.logs(rule=rule["id"])
+    assert len(logs) == 2 and {l["lead_id"] for l in logs} == {a}
+    assert t.delete(f"/api/v1/leads/{a}").status_code == 204
+    assert t.logs(rule=rule["id"]) == []

@@ -45,8 +45,12 @@ static void test_check(void **state)
     assert_string_equal(json_string_value(json_object_get(f, "field")), "action_config.title");
     assert_non_null(strstr(json_string_value(json_object_get(f, "message")), "{lead.nme}"));
     lf_err_clear(&err);
-    /* text that only looks like a placeholder is text */
-    assert_int_equal(lf_template_check("{ lead.email } {Lead.Email} {}", "t", &err), 0);
+    /* braces around spaces, or empty, are text; a near miss is an unknown placeholder */
+    assert_int_equal(lf_template_check("{ lead.email } {} {", "t", &err), 0);
+    assert_int_equal(lf_template_check("{Lead.Email}", "t", &err), -LF_EINVAL);
+    lf_err_clear(&err);
+    assert_int_equal(lf_template_check("{lead.emai1}", "t", &err), -LF_EINVAL);
+    lf_err_clear(&err);
 }
 
 static void test_compile(void **state)
