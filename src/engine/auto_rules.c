@@ -366,7 +366,11 @@ static void check_config(json_t *config, const struct config_key *keys, const ch
     int seen = 0;
     json_object_foreach(config, key, v)
     {
-        if (++seen > 20) break; /* a config has at most 6 keys: the rest are not looked at */
+        if (++seen > 20) { /* a config has at most 6 keys */
+            lf_err_field(err, prefix, "has more than 20 keys (allowed: %s)",
+                         allowed[0] ? allowed : "none");
+            break;
+        }
         const struct config_key *k = keys;
         while (k->name && strcmp(k->name, key) != 0) k++;
         snprintf(path, sizeof path, "%s.%s", prefix, key);

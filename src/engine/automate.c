@@ -746,7 +746,7 @@ static const char *fact_deal(json_t *data)
  * an intent or a stage changed. An external event may carry any type name. */
 static int from_engine(const struct lf_auto_fact *f)
 {
-    return f->source && strcmp(f->source, "leadflow") == 0;
+    return f->internal;
 }
 
 /* Loads the lead (and its organization) for conditions once per fact. */
@@ -772,9 +772,7 @@ static int matches(struct lf_auto_run *run, const struct lf_auto_rule *rule,
         if (type == NULL) return 0;
         int any = strcmp(rule->event_type, "*") == 0;
         /* "*" means every event that came from outside; domain events are named */
-        if (any ? strcmp(f->source ? f->source : "", "leadflow") == 0
-                : strcmp(rule->event_type, type) != 0)
-            return 0;
+        if (any ? from_engine(f) : strcmp(rule->event_type, type) != 0) return 0;
         if (lf_conds_needs(rule->conds)) lead_ctx_load(run, f, lead_ctx, org_ctx);
         *cc = (struct lf_cond_ctx){.event_type = type,
                                    .source = f->source,
@@ -888,7 +886,8 @@ int lf_automate(struct lf_auto_run *run, const struct lf_auto_fact *fact, size_t
                                  .metadata = data,
                                  .lead_id = lead,
                                  .deal_id = fact_deal(data),
-                                 .depth = e->depth};
+                                 .depth = e->depth,
+                                 .internal = 1};
         rc = fire(run, &f);
         if (rc > 0) total += rc;
         free(type);
@@ -1171,6 +1170,7 @@ static int dry_build(struct lf_conn *c, const char *tenant_id, const struct lf_a
         f->event_type = d->type;
         f->metadata = d->metadata;
         f->source = "leadflow";
+        f->internal = 1;
     }
     return rc < 0 ? rc : 0;
 }

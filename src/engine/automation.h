@@ -120,6 +120,7 @@ struct lf_auto_fact {
     const char *lead_id;  /* facts without a lead trigger nothing */
     const char *deal_id;  /* the deal it is about, or NULL */
     int depth;            /* the chain depth of what wrote it (0: not automation) */
+    int internal;         /* 1: a domain event the engine wrote (captured), never a client's */
     int64_t timer_key_at; /* timer: the deal's stage_entered_at */
 };
 
