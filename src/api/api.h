@@ -67,6 +67,11 @@ char *lf_api_like(struct lf_arena *a, const char *q);
 /* 1 when v is one of the NULL-ended set. */
 int lf_api_one_of(const char *v, const char *const *set);
 
+/* The query argument "cursor" in the form "<number>.<id>" (the sort value or time and the id
+ * of the previous page's last item): NULL when absent; else the id part (borrowed from the
+ * request) with *value set, or NULL with the problem named "cursor" in err. */
+const char *lf_api_cursor(struct lf_req *r, long long *value, struct lf_err *err);
+
 /* A whole-number query argument: absent leaves *present 0; present and valid sets *out and
  * *present 1; else -LF_EINVAL naming the argument in err. Returns 0 or -LF_EINVAL. */
 int lf_api_int_arg(struct lf_req *r, const char *name, int64_t *out, int *present,

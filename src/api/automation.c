@@ -453,18 +453,8 @@ static void list_logs(struct lf_req *r)
     int limit;
     lf_req_limit(r, &limit, &err);
     /* the cursor: "<created_at>.<id>" of the previous page's last entry */
-    const char *cursor = lf_req_query(r, "cursor");
-    long long cur_at = 0;
-    const char *cur_id = NULL;
-    if (cursor) {
-        char *end;
-        errno = 0;
-        cur_at = strtoll(cursor, &end, 10);
-        if (end != cursor && *end == '.' && !errno && lf_uuid_valid(end + 1))
-            cur_id = end + 1;
-        else
-            lf_err_field(&err, "cursor", "is not a cursor this API gave out");
-    }
+    long long cur_at;
+    const char *cur_id = lf_api_cursor(r, &cur_at, &err);
     const char *ids[4];
     for (int i = 0; i < 4; i++) {
         ids[i] = lf_req_query(r, id_args[i][0]);

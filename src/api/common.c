@@ -1,5 +1,6 @@
 /* Helpers shared by the API handlers, and the list of every route table. */
 #include "api/api.h"
+#include "core/crypto.h"
 #include "core/timeutil.h"
 
 #include <errno.h>
@@ -87,6 +88,22 @@ int lf_api_int_arg(struct lf_req *r, const char *name, int64_t *out, int *presen
     *out = n;
     *present = 1;
     return 0;
+}
+
+const char *lf_api_cursor(struct lf_req *r, long long *value, struct lf_err *err)
+{
+    const char *cursor = lf_req_query(r, "cursor");
+    *value = 0;
+    if (cursor == NULL) return NULL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(cursor, &end, 10);
+    if (end == cursor || *end != '.' || errno || !lf_uuid_valid(end + 1)) {
+        lf_err_field(err, "cursor", "is not a cursor this API gave out");
+        return NULL;
+    }
+    *value = v;
+    return end + 1;
 }
 
 size_t lf_api_chars(json_t *s)

@@ -110,18 +110,8 @@ static void list_deals(struct lf_req *r)
         }
     }
     /* the cursor: "<value>.<id>", the sort value and id of the previous page's last deal */
-    const char *cursor = lf_req_query(r, "cursor");
-    long long cur_val = 0;
-    const char *cur_id = NULL;
-    if (cursor) {
-        char *end;
-        errno = 0;
-        cur_val = strtoll(cursor, &end, 10);
-        if (end != cursor && *end == '.' && !errno && lf_uuid_valid(end + 1))
-            cur_id = end + 1;
-        else
-            lf_err_field(&err, "cursor", "is not a cursor this API gave out");
-    }
+    long long cur_val;
+    const char *cur_id = lf_api_cursor(r, &cur_val, &err);
     const char *status = lf_req_query(r, "status");
     if (status && !lf_api_one_of(status, statuses))
         lf_err_field(&err, "status", "must be open, won or lost");

@@ -74,18 +74,8 @@ static void list_deliveries(struct lf_req *r)
     int64_t since = -1;
     lf_req_limit(r, &limit, &err);
     /* the cursor: "<created_at>.<id>" of the previous page's last delivery */
-    const char *cursor = lf_req_query(r, "cursor");
-    long long cur_at = 0;
-    const char *cur_id = NULL;
-    if (cursor) {
-        char *end;
-        errno = 0;
-        cur_at = strtoll(cursor, &end, 10);
-        if (end != cursor && *end == '.' && !errno && lf_uuid_valid(end + 1))
-            cur_id = end + 1;
-        else
-            lf_err_field(&err, "cursor", "is not a cursor this API gave out");
-    }
+    long long cur_at;
+    const char *cur_id = lf_api_cursor(r, &cur_at, &err);
     const char *kind = lf_req_query(r, "kind"), *status = lf_req_query(r, "status");
     const char *event = lf_req_query(r, "event"), *sub = lf_req_query(r, "subscription");
     if (kind && !lf_api_one_of(kind, kinds))

@@ -525,17 +525,8 @@ static void timeline(struct lf_req *r)
     struct lf_err err = {0};
     int limit;
     lf_req_limit(r, &limit, &err);
-    const char *cursor = lf_req_query(r, "cursor");
-    long long cur_at = 0;
-    const char *cur_id = NULL;
-    if (cursor) {
-        char *end;
-        cur_at = strtoll(cursor, &end, 10);
-        if (*end == '.' && lf_uuid_valid(end + 1))
-            cur_id = end + 1;
-        else
-            lf_err_field(&err, "cursor", "is not a cursor this API gave out");
-    }
+    long long cur_at;
+    const char *cur_id = lf_api_cursor(r, &cur_at, &err);
     if (err.code) {
         lf_reply_error(r, err.code, &err);
         lf_err_clear(&err);

@@ -1071,17 +1071,9 @@ static void board(struct lf_req *r)
     int limit = 50;
     lf_req_limit(r, &limit, &err);
     const char *stage = lf_req_query(r, "stage"), *cursor = lf_req_query(r, "cursor");
-    const char *after = NULL;
-    long long at = 0;
+    long long at;
+    const char *after = lf_api_cursor(r, &at, &err);
     if (cursor && stage == NULL) lf_err_field(&err, "cursor", "pages one stage: give stage too");
-    if (cursor) {
-        char *end;
-        at = strtoll(cursor, &end, 10);
-        if (end != cursor && *end == '.' && lf_uuid_valid(end + 1))
-            after = end + 1;
-        else
-            lf_err_field(&err, "cursor", "is not a cursor this API gave out");
-    }
     if (stage && *stage == '\0') lf_err_field(&err, "stage", "must be a stage id or slug");
     if (err.code) {
         lf_reply_error(r, err.code, &err);

@@ -141,20 +141,6 @@ static int is_slug(const char *s)
     return 1;
 }
 
-static int is_type_name(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 100) return 0;
-    if (strcmp(s, "*") == 0) return 1;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        int alnum =
-            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-        if (!alnum && (i == 0 || (ch != '_' && ch != '.' && ch != '-' && ch != ':'))) return 0;
-    }
-    return 1;
-}
-
 static int int_in(json_t *v, long long lo, long long hi)
 {
     return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
@@ -258,7 +244,7 @@ static void check_value(const struct config_key *k, json_t *v, const char *path,
     char allowed[200];
     switch (k->kind) {
     case 't':
-        if (!is_type_name(s))
+        if (!lf_event_type_ok(s))
             lf_err_field(err, path,
                          "must be an event type (letters, digits, '_', '.', '-', ':') or \"*\"");
         break;

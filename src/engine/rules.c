@@ -388,9 +388,9 @@ int lf_rules_bump(struct lf_conn *c, const char *tenant_id)
 
 /* Validation of rule bodies (API). */
 
-static int is_type_name(const char *s)
+int lf_event_type_ok(const char *s)
 {
-    size_t n = strlen(s);
+    size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > 100) return 0;
     if (strcmp(s, "*") == 0) return 1;
     for (size_t i = 0; i < n; i++) {
@@ -482,7 +482,7 @@ static int check_rule(json_t *body, int creating, const struct rule_key *keys, s
                 lf_err_field(err, key, "must be a string of 1 to 200 characters");
             break;
         case 't':
-            if (s == NULL || !is_type_name(s))
+            if (s == NULL || !lf_event_type_ok(s))
                 lf_err_field(
                     err, key,
                     "must be an event type (letters, digits, '_', '.', '-', ':') or \"*\"");

@@ -102,6 +102,10 @@ void lf_rules_release(struct lf_ruleset *rs);
 const struct lf_rule_list *lf_rules_score_for(const struct lf_ruleset *rs, const char *type);
 const struct lf_rule_list *lf_rules_intent_for(const struct lf_ruleset *rs, const char *type);
 
+/* 1 when s names an event type as rules may (letters, digits, '_', '.', '-', ':', as ingest
+ * takes them; at most 100 bytes) or is "*". */
+int lf_event_type_ok(const char *s);
+
 /* Marks the tenant's rules changed (in the caller's transaction). Returns 0 or negative. */
 int lf_rules_bump(struct lf_conn *c, const char *tenant_id);
 

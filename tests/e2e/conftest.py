@@ -316,8 +316,18 @@ class Tenant:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def wait_idle(self, timeout=30):
+        """Waits until none of this tenant's events is pending."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = self.get("/api/v1/events/status/pending")
+            if r.status_code == 200 and r.json()["pending"] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("events still pending: " + r.text)
+
     def domain_events(self, event_type, lead_id):
-        self.s.wait_idle()
+        self.wait_idle()
         r = self.get("/api/v1/events", params={"event_type": event_type, "lead_id": lead_id})
         assert r.status_code == 200, r.text
         return r.json()["items"]

@@ -40,7 +40,7 @@ class Auto(Tenant):
         return r.json()["id"]
 
     def logs(self, **params):
-        self.s.wait_idle()
+        self.wait_idle()
         r = self.get("/api/v1/automation/logs", params={"limit": 500, **params})
         assert r.status_code == 200, r.text
         return r.json()["items"]
@@ -112,7 +112,7 @@ def test_event_trigger_with_conditions_creates_a_task_with_templates(t):
     # a replay never runs the rule twice
     r = t.post(f"/api/v1/events/{ev['id']}/replay")
     assert r.status_code in (200, 202), r.text
-    t.s.wait_idle()
+    t.wait_idle()
     assert len(t.logs(rule=rule["id"])) == 1
     # the lead's timeline shows what fired and what it did
     items = t.get(f"/api/v1/leads/{ev['lead_id']}/timeline").json()["items"]
@@ -135,7 +135,7 @@ def test_score_threshold_fires_once_per_lead_even_with_concurrent_events(t):
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(24)))
-    t.s.wait_idle()
+    t.wait_idle()
     assert t.lead(lead_id)["score"]["total"] >= 200
     logs = t.logs(rule=rule["id"])
     assert len(logs) == 1 and logs[0]["status"] == "executed"

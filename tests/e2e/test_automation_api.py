@@ -493,7 +493,7 @@ def test_logs_of_real_executions_filter_and_page(t):
     e3 = t.send("download", email)
     lead = e1["lead_id"]
     assert t.lead(lead)["job_title"] == "Engineer"
-    t.s.wait_idle()
+    t.wait_idle()
     page = t.get(LOGS).json()
     items = page["items"]
     assert len(items) == 3 and page["next_cursor"] is None
@@ -547,7 +547,7 @@ def test_budget_skips_are_logged(t):
     email = uniq("bud") + "@acme.example"
     t.send("page_view", email)
     t.send("page_view", email)
-    t.s.wait_idle()
+    t.wait_idle()
     items = t.get(LOGS, params={"rule": rule["id"]}).json()["items"]
     assert [i["status"] for i in items] == ["skipped", "executed"]
     skipped = t.get(LOGS, params={"status": "skipped"}).json()["items"]
