@@ -197,10 +197,11 @@ class Server:
         db.commit()
         db.close()
 
-    def wait_idle(self, timeout=30):
+    def wait_idle(self, timeout=30, tenant="default"):
+        """Waits until none of the tenant's events is pending."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            r = self.get("/api/v1/events/status/pending")
+            r = self.get("/api/v1/events/status/pending", tenant=tenant)
             if r.status_code == 200 and r.json()["pending"] == 0:
                 return
             time.sleep(0.05)
@@ -317,14 +318,7 @@ class Tenant:
         return r.json()
 
     def wait_idle(self, timeout=30):
-        """Waits until none of this tenant's events is pending."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            r = self.get("/api/v1/events/status/pending")
-            if r.status_code == 200 and r.json()["pending"] == 0:
-                return
-            time.sleep(0.05)
-        raise AssertionError("events still pending: " + r.text)
+        self.s.wait_idle(timeout, tenant=self.slug)
 
     def domain_events(self, event_type, lead_id):
         self.wait_idle()
