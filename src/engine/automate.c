@@ -662,7 +662,6 @@ static int execute(struct lf_auto_run *run, const struct lf_auto_rule *rule,
                        fact->event_id, key, depth, lf_auto_trigger_name(rule->trigger),
                        lf_auto_action_name(rule->action), run->now);
     if (rc <= 0) return rc;
-    run->counted++;
     char error[300];
     if (depth > LF_AUTO_MAX_DEPTH) {
         snprintf(error, sizeof error,

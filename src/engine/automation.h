@@ -132,7 +132,6 @@ struct lf_auto_run {
     int64_t now;
     json_t *report;   /* when not NULL, an array: one object per execution is appended */
     const char *only; /* when not NULL, only this rule runs (dry runs, timers) */
-    int counted;      /* executions so far (any outcome) */
 };
 
 /* Runs the rules fact triggers, then the rules the domain events captured since capture index
