@@ -247,28 +247,42 @@ static void patch_rule(struct lf_req *r)
     save_rule(r, 0);
 }
 
+/* Deletes the rule (active -1) or sets is_active (0 or 1), in a transaction that bumps the
+ * rule version. Returns 0, or a negative code with err (-LF_ENOTFOUND: no rule). */
+static int change_rule(struct lf_conn *c, const char *tenant, const char *id, int active,
+                       struct lf_err *err)
+{
+    int rc = lf_db_begin(c);
+    if (rc == 0 && active < 0)
+        rc = lf_db_run(c, err, "DELETE FROM automation_rules WHERE tenant_id = ? AND id = ?", "ss",
+                       tenant, id);
+    else if (rc == 0)
+        rc = lf_db_run(c, err,
+                       "UPDATE automation_rules SET is_active = ?, updated_at = ?"
+                       " WHERE tenant_id = ? AND id = ?",
+                       "iIss", active, lf_now_ms(), tenant, id);
+    if (rc > 0)
+        rc = lf_rules_bump(c, tenant);
+    else if (rc == 0)
+        rc = lf_err_set(err, -LF_ENOTFOUND, "no automation rule %s", id);
+    if (rc == 0)
+        rc = lf_db_commit(c);
+    else
+        lf_db_rollback(c);
+    return rc;
+}
+
 /* DELETE /automation/rules/{id}: the rule goes; its log entries stay (their rule reads null). */
 static void delete_rule(struct lf_req *r)
 {
     struct lf_conn *c = lf_api_conn(r, LF_DB_WRITE);
     if (c == NULL) return;
     struct lf_err err = {0};
-    const char *tenant = r->auth.tenant_id, *id = r->params[0];
-    int rc = lf_db_begin(c);
-    if (rc == 0)
-        rc = lf_db_run(c, &err, "DELETE FROM automation_rules WHERE tenant_id = ? AND id = ?", "ss",
-                       tenant, id);
-    if (rc > 0)
-        rc = lf_rules_bump(c, tenant);
-    else if (rc == 0)
-        rc = lf_err_set(&err, -LF_ENOTFOUND, "no automation rule %s", id);
-    if (rc == 0)
-        rc = lf_db_commit(c);
-    else
-        lf_db_rollback(c);
+    int rc = change_rule(c, r->auth.tenant_id, r->params[0], -1, &err);
     lf_db_release(c);
     if (rc == 0) {
-        lf_log_info("automation rule deleted", "{s:s, s:s}", "rule_id", id, "by", r->auth.sub);
+        lf_log_info("automation rule deleted", "{s:s, s:s}", "rule_id", r->params[0], "by",
+                    r->auth.sub);
         lf_reply_json(r, 204, NULL);
     } else {
         lf_reply_error(r, rc, &err);
@@ -282,23 +296,9 @@ static void set_active(struct lf_req *r, int active)
     struct lf_conn *c = lf_api_conn(r, LF_DB_WRITE);
     if (c == NULL) return;
     struct lf_err err = {0};
-    const char *tenant = r->auth.tenant_id, *id = r->params[0];
-    int rc = lf_db_begin(c);
+    int rc = change_rule(c, r->auth.tenant_id, r->params[0], active, &err);
     if (rc == 0)
-        rc = lf_db_run(c, &err,
-                       "UPDATE automation_rules SET is_active = ?, updated_at = ?"
-                       " WHERE tenant_id = ? AND id = ?",
-                       "iIss", active, lf_now_ms(), tenant, id);
-    if (rc > 0)
-        rc = lf_rules_bump(c, tenant);
-    else if (rc == 0)
-        rc = lf_err_set(&err, -LF_ENOTFOUND, "no automation rule %s", id);
-    if (rc == 0)
-        rc = lf_db_commit(c);
-    else
-        lf_db_rollback(c);
-    if (rc == 0)
-        reply_rule(r, c, id, 200);
+        reply_rule(r, c, r->params[0], 200);
     else
         lf_reply_error(r, rc, &err);
     lf_db_release(c);

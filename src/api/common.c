@@ -108,10 +108,7 @@ const char *lf_api_cursor(struct lf_req *r, long long *value, struct lf_err *err
 
 size_t lf_api_chars(json_t *s)
 {
-    const char *p = json_string_value(s);
-    size_t n = 0, len = json_string_length(s);
-    for (size_t i = 0; i < len; i++) n += ((unsigned char)p[i] & 0xC0) != 0x80;
-    return n;
+    return lf_utf8_chars(json_string_value(s), json_string_length(s));
 }
 
 json_t *lf_api_page(json_t *items, const char *next_cursor)

@@ -18,6 +18,13 @@ const char *lf_strerror(int code)
     return messages[code];
 }
 
+size_t lf_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
 void lf_utf8_sanitize(char *s)
 {
     unsigned char *p = (unsigned char *)s;

@@ -59,6 +59,10 @@ int lf_err_field(struct lf_err *err, const char *field, const char *fmt, ...)
  * dropped, control characters become spaces. Messages quote input, and JSON needs UTF-8. */
 void lf_utf8_sanitize(char *s);
 
+/* The number of characters in the first len bytes of UTF-8 text s (continuation bytes are not
+ * counted). */
+size_t lf_utf8_chars(const char *s, size_t len);
+
 /* Frees what err owns and makes it empty again. */
 void lf_err_clear(struct lf_err *err);
 

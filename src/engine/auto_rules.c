@@ -146,18 +146,16 @@ static int int_in(json_t *v, long long lo, long long hi)
     return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
 }
 
-/* The length of a UTF-8 string in characters. */
-static size_t chars(const char *s)
+/* The length of a JSON string in characters. */
+static size_t chars(json_t *v)
 {
-    size_t n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
+    return lf_utf8_chars(json_string_value(v), json_string_length(v));
 }
 
 /* A text of 1..max characters. */
 static int text_in(json_t *v, size_t max)
 {
-    return json_is_string(v) && json_string_length(v) > 0 && chars(json_string_value(v)) <= max;
+    return json_is_string(v) && json_string_length(v) > 0 && chars(v) <= max;
 }
 
 /* What a key of a config may hold. */
@@ -563,7 +561,7 @@ int lf_auto_rule_check(struct lf_conn *c, const char *tenant_id, json_t *body, i
             if (!text_in(v, 200)) lf_err_field(err, key, "must be a text of 1 to 200 characters");
             break;
         case 'e':
-            if (!json_is_null(v) && !(json_is_string(v) && chars(json_string_value(v)) <= 2000))
+            if (!json_is_null(v) && !(json_is_string(v) && chars(v) <= 2000))
                 lf_err_field(err, key, "must be a text of at most 2000 characters, or null");
             break;
         case 'g':

@@ -211,8 +211,7 @@ static int render(const char *tpl, json_t *vars, size_t max, const char *what, c
                   struct lf_err *err)
 {
     *out = lf_template_render(tpl, vars);
-    size_t n = 0;
-    for (const char *p = *out; *p; p++) n += ((unsigned char)*p & 0xC0) != 0x80;
+    size_t n = lf_utf8_chars(*out, strlen(*out));
     if (n <= max) return 0;
     free(*out);
     *out = NULL;
@@ -748,15 +747,15 @@ static int from_engine(const struct lf_auto_fact *f)
     return f->internal;
 }
 
-/* Loads the lead (and its organization) for conditions once per fact. */
-static void lead_ctx_load(struct lf_auto_run *run, const struct lf_auto_fact *f, json_t **lead_ctx,
-                          json_t **org_ctx)
+/* Loads the lead, and its organization when needs asks (LF_COND_NEEDS_ORG), once per fact. */
+static void lead_ctx_load(struct lf_auto_run *run, const struct lf_auto_fact *f, unsigned needs,
+                          json_t **lead_ctx, json_t **org_ctx)
 {
-    if (*lead_ctx) return;
     int rc = 0;
-    *lead_ctx = lf_lead_context(run->conn, run->tenant_id, f->lead_id, &rc);
+    if (*lead_ctx == NULL) *lead_ctx = lf_lead_context(run->conn, run->tenant_id, f->lead_id, &rc);
     const char *org = json_string_value(json_object_get(*lead_ctx, "organization_id"));
-    if (org) *org_ctx = lf_org_context(run->conn, run->tenant_id, org, &rc);
+    if ((needs & LF_COND_NEEDS_ORG) && org && *org_ctx == NULL)
+        *org_ctx = lf_org_context(run->conn, run->tenant_id, org, &rc);
 }
 
 /* Whether rule fires for fact; writes its trigger key. cc is filled on first need. */
@@ -772,7 +771,8 @@ static int matches(struct lf_auto_run *run, const struct lf_auto_rule *rule,
         int any = strcmp(rule->event_type, "*") == 0;
         /* "*" means every event that came from outside; domain events are named */
         if (any ? from_engine(f) : strcmp(rule->event_type, type) != 0) return 0;
-        if (lf_conds_needs(rule->conds)) lead_ctx_load(run, f, lead_ctx, org_ctx);
+        unsigned needs = lf_conds_needs(rule->conds);
+        if (needs) lead_ctx_load(run, f, needs, lead_ctx, org_ctx);
         *cc = (struct lf_cond_ctx){.event_type = type,
                                    .source = f->source,
                                    .utm_source = f->utm_source,
@@ -797,7 +797,7 @@ static int matches(struct lf_auto_run *run, const struct lf_auto_rule *rule,
         json_t *src = data;
         if (type == NULL) return 0;
         if (!from_engine(f)) {
-            lead_ctx_load(run, f, lead_ctx, org_ctx);
+            lead_ctx_load(run, f, LF_COND_NEEDS_LEAD, lead_ctx, org_ctx);
             src = *lead_ctx;
         } else if (strcmp(type, "lead.intent_detected") != 0) {
             return 0;

@@ -405,3 +405,24 @@ def test_merge_moves_every_log_and_deleting_the_survivor_takes_them(t):
     assert len(logs) == 2 and {l["lead_id"] for l in logs} == {a}
     assert t.delete(f"/api/v1/leads/{a}").status_code == 204
     assert t.logs(rule=rule["id"]) == []
+
+
+def test_send_webhook_to_a_subscription_targets_its_url(t):
+    sub_id = "0190f0f0-0000-7000-8000-" + uniq("")[1:9].ljust(12, "0")
+    with t.db() as db:
+        db.execute("INSERT INTO subscriptions (id, tenant_id, url, event_types, secret, created_at,"
+                   " updated_at) VALUES (?, ?, 'https://subscriber.example.com/in', '[\"*\"]',"
+                   " 'whsec_x', 0, 0)", (sub_id, t.tenant_id()))
+    rule = t.auto("event", {"event_type": "notify_sub"}, "send_webhook",
+                  {"subscription": sub_id})
+    ev = t.send("notify_sub", uniq("w") + "@corp.example")
+    [log] = t.logs(rule=rule["id"])
+    assert log["status"] == "executed" and log["result"]["subscription_id"] == sub_id
+    [row] = t.deliveries("webhook")
+    assert row["subscription_id"] == sub_id and row["event_id"] == ev["id"]
+    assert row["target"] == "https://subscriber.example.com/in"
+    # another tenant's (or an unknown) subscription is refused on save
+    r = t.post(R, {"name": "x", "trigger_type": "event", "trigger_config": {"event_type": "a"},
+                   "action_type": "send_webhook",
+                   "action_config": {"subscription": "0190f0f0-0000-7000-8000-000000000000"}})
+    assert r.status_code == 400 and "action_config.subscription" in r.text
