@@ -46,11 +46,22 @@ const struct lf_config_key lf_config_keys[] = {
         "when the score decay job runs (cron, UTC)"),
     KEY("LEADFLOW_STAGE_TIMERS_CRON", 's', "*/15 * * * *", stage_timers_cron,
         "when time_in_stage automation rules are checked (cron, UTC)"),
+    KEY("LEADFLOW_SLACK_DIGEST_CRON", 's', "0 8 * * 1-5", slack_digest_cron,
+        "schedule of the daily Slack digest (cron, UTC)"),
+    KEY("LEADFLOW_DISPATCHER", 'b', "1", dispatcher, "1 sends deliveries from this process"),
+    KEY("LEADFLOW_DISPATCH_CONCURRENCY", 'i', "512", dispatch_concurrency,
+        "deliveries in flight at once (and held in memory)"),
+    KEY("LEADFLOW_DISPATCH_PER_HOST", 'i', "128", dispatch_per_host,
+        "connections to one target host and port"),
+    KEY("LEADFLOW_ALLOW_PRIVATE_TARGETS", 'b', "0", allow_private_targets,
+        "let webhooks target loopback and private addresses (tests, on-premise receivers)"),
     KEY("SLACK_WEBHOOK_URL", 's', NULL, slack_webhook_url, "Slack incoming webhook"),
     KEY("SLACK_SIGNING_SECRET", 's', NULL, slack_signing_secret, "Slack request signing key"),
     KEY("MOCO_API_KEY", 's', NULL, moco_api_key, "Moco API token"),
     KEY("MOCO_SUBDOMAIN", 's', NULL, moco_subdomain, "Moco account subdomain"),
     KEY("MOCO_BASE_URL", 's', NULL, moco_base_url, "Moco API base URL (overrides subdomain)"),
+    KEY("MOCO_WEBHOOK_SECRET", 's', NULL, moco_webhook_secret,
+        "shared secret of Moco's payment webhook"),
     KEY("ENABLE_MOCO_SYNC", 'b', "0", enable_moco_sync, "send deliveries to Moco"),
     KEY("ENABLE_SLACK_ALERTS", 'b', "0", enable_slack_alerts, "send Slack alerts"),
     KEY("ENABLE_SCORE_DECAY", 'b', "1", enable_score_decay, "run the score decay job"),
@@ -103,6 +114,9 @@ int lf_config_load(struct lf_config *cfg, struct lf_err *err)
     if (cfg->batch_size < 1) cfg->batch_size = 1;
     if (cfg->ingest_batch_max < 1) cfg->ingest_batch_max = 1;
     if (cfg->max_attempts < 1) cfg->max_attempts = 1;
+    if (cfg->dispatch_concurrency < 1) cfg->dispatch_concurrency = 1;
+    if (cfg->dispatch_concurrency > 4096) cfg->dispatch_concurrency = 4096;
+    if (cfg->dispatch_per_host < 1) cfg->dispatch_per_host = 1;
     return 0;
 fail:
     lf_config_free(cfg);

@@ -25,11 +25,17 @@ struct lf_config {
     int scheduler;              /* LEADFLOW_SCHEDULER: 1 runs scheduled jobs in this process */
     char *score_decay_cron;     /* LEADFLOW_SCORE_DECAY_CRON: the decay job's schedule */
     char *stage_timers_cron;    /* LEADFLOW_STAGE_TIMERS_CRON: the stage timers job's schedule */
+    char *slack_digest_cron;    /* LEADFLOW_SLACK_DIGEST_CRON: the Slack digest's schedule */
+    int dispatcher;             /* LEADFLOW_DISPATCHER: 1 sends deliveries from this process */
+    int dispatch_concurrency;   /* LEADFLOW_DISPATCH_CONCURRENCY: deliveries in flight at once */
+    int dispatch_per_host;      /* LEADFLOW_DISPATCH_PER_HOST: connections per host and port */
+    int allow_private_targets;  /* LEADFLOW_ALLOW_PRIVATE_TARGETS: loopback/private targets ok */
     char *slack_webhook_url;    /* SLACK_WEBHOOK_URL */
     char *slack_signing_secret; /* SLACK_SIGNING_SECRET */
     char *moco_api_key;         /* MOCO_API_KEY */
     char *moco_subdomain;       /* MOCO_SUBDOMAIN */
     char *moco_base_url;        /* MOCO_BASE_URL: overrides the subdomain, for tests */
+    char *moco_webhook_secret;  /* MOCO_WEBHOOK_SECRET: the payment webhook's shared secret */
     int enable_moco_sync;       /* ENABLE_MOCO_SYNC */
     int enable_slack_alerts;    /* ENABLE_SLACK_ALERTS */
     int enable_score_decay;     /* ENABLE_SCORE_DECAY */
