@@ -23,6 +23,9 @@ extern const struct lf_route lf_tasks_routes[];
 extern const struct lf_route lf_routing_routes[];
 extern const struct lf_route lf_automation_routes[];
 extern const struct lf_route lf_deliveries_routes[];
+extern const struct lf_route lf_subscriptions_routes[];
+extern const struct lf_route lf_slack_routes[];
+extern const struct lf_route lf_integrations_routes[];
 #ifdef LF_TESTING
 extern const struct lf_route lf_testing_routes[];
 #endif

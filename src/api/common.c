@@ -23,6 +23,9 @@ const struct lf_route *const lf_api_tables[] = {
     lf_routing_routes,
     lf_automation_routes,
     lf_deliveries_routes,
+    lf_subscriptions_routes,
+    lf_slack_routes,
+    lf_integrations_routes,
 #ifdef LF_TESTING
     lf_testing_routes,
 #endif

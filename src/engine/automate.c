@@ -8,6 +8,7 @@
 #include "engine/route.h"
 #include "engine/rules.h"
 #include "engine/stage.h"
+#include "outbound/outbound.h"
 #include "core/crypto.h"
 #include "core/jsonx.h"
 #include "core/mem.h"
@@ -368,22 +369,6 @@ static int act_task(struct action_ctx *a, struct subject *s, json_t **result, st
 }
 
 /* Writes an outbox row; its id goes to id. */
-static int outbox(struct lf_conn *c, const char *tenant_id, const char *kind,
-                  const char *subscription, const char *event_id, const char *target,
-                  json_t *payload, int64_t now, char id[40])
-{
-    lf_uuid7(id);
-    char *body = lf_json_dump(payload);
-    int rc = lf_db_run(c, NULL,
-                       "INSERT INTO deliveries (id, tenant_id, kind, subscription_id, event_id,"
-                       " target, payload, status, next_attempt_at, created_at, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                       "sssssssIII", id, tenant_id, kind, subscription, event_id, target, body, now,
-                       now, now);
-    free(body);
-    return rc < 0 ? rc : 0;
-}
-
 /* The organization's fields as Moco's company body; its moco_id into moco. */
 static json_t *moco_company(struct lf_conn *c, const char *tenant_id, const char *org_id,
                             char moco[64], int *rc)
@@ -459,8 +444,8 @@ static int act_moco(struct action_ctx *a, struct subject *s, json_t **result, st
                   path, "body", body, "lead_id", a->fact->lead_id, "organization_id", s->org_id,
                   "deal_id", *s->deal_id ? s->deal_id : NULL);
     char id[40];
-    rc = outbox(run->conn, run->tenant_id, "moco", NULL, a->fact->event_id, path, payload, run->now,
-                id);
+    rc = lf_outbox_put(run->conn, run->tenant_id, "moco", NULL, a->fact->event_id, path, payload,
+                       run->now, id);
     if (rc >= 0)
         *result =
             json_pack("{s:s, s:s, s:O}", "delivery_id", id, "operation", op, "payload", payload);
@@ -572,8 +557,8 @@ static int act_webhook(struct action_ctx *a, struct subject *s, json_t **result,
                   lf_time_format(run->now, at, sizeof at), "data", "rule_id", a->rule->id, "rule",
                   a->rule->name, "event", event, "lead", lead, "deal", deal);
     char delivery[40];
-    rc = outbox(run->conn, run->tenant_id, "webhook", sub, f->event_id, target, payload, run->now,
-                delivery);
+    rc = lf_outbox_put(run->conn, run->tenant_id, "webhook", sub, f->event_id, target, payload,
+                       run->now, delivery);
     if (rc >= 0)
         *result = json_pack("{s:s, s:s, s:s?, s:s}", "delivery_id", delivery, "target", target,
                             "subscription_id", sub, "message_id", id);

@@ -2,6 +2,7 @@
  * or a merge removes open deals), always in the statement's transaction, by exactly the
  * change in the member's open deals. */
 #include "engine/deal.h"
+#include "outbound/outbound.h"
 #include "engine/emit.h"
 #include "engine/settings.h"
 #include "core/crypto.h"
@@ -696,18 +697,9 @@ int lf_task_create(struct lf_conn *c, const char *tenant_id, const struct lf_tas
 int lf_outbox_slack(struct lf_conn *c, const char *tenant_id, const char *channel, const char *text,
                     const char *event_id, int64_t now, char id_out[40])
 {
-    char id[40];
-    lf_uuid7(id);
-    if (id_out) snprintf(id_out, 40, "%s", id);
     json_t *payload = json_pack("{s:s?, s:s}", "channel", channel, "text", text);
-    char *body = lf_json_dump(payload);
+    int rc = lf_outbox_put(c, tenant_id, "slack", NULL, event_id, channel ? channel : "default",
+                           payload, now, id_out);
     json_decref(payload);
-    int rc = lf_db_run(c, NULL,
-                       "INSERT INTO deliveries (id, tenant_id, kind, event_id, target, payload,"
-                       " status, next_attempt_at, created_at, updated_at)"
-                       " VALUES (?, ?, 'slack', ?, ?, ?, 'pending', ?, ?, ?)",
-                       "sssssIII", id, tenant_id, event_id, channel ? channel : "default", body,
-                       now, now, now);
-    free(body);
-    return rc < 0 ? rc : 0;
+    return rc;
 }

@@ -50,9 +50,8 @@ int lf_event_pattern_match(const char *pattern, const char *type);
  * writes the Slack alert (lead.hot, lead.routing_conflict) and the Moco work (deal.won) they
  * start. event is the event as the payload shows it ({id, type, source, occurred_at, lead_id,
  * metadata, …}; borrowed). Returns the number of deliveries written, or a negative code. */
-int lf_relay_event(struct lf_conn *c, const char *tenant_id, const char *event_id,
-                   const char *type, int internal, const char *lead_id, json_t *event,
-                   int64_t now);
+int lf_relay_event(struct lf_conn *c, const char *tenant_id, const char *event_id, const char *type,
+                   int internal, const char *lead_id, json_t *event, int64_t now);
 
 /* ---- dispatcher -------------------------------------------------------------------------- */
 
