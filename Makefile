@@ -32,7 +32,7 @@ test: deps format-check
 bench: deps
 	@scripts/install-deps bench
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target leadflow lf-loadgen
+	@cmake --build $(BUILD) -j $(JOBS) --target leadflow lf-loadgen lf-receiver
 	@bench/run.sh $(BUILD)
 
 format:

@@ -9,13 +9,16 @@
 #include "http/auth.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "outbound/outbound.h"
 #include "sched/scheduler.h"
 #include "store/migrate.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 
+#include <curl/curl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,16 @@ static void usage(FILE *out)
           out);
 }
 
+/* Lifts the soft limit on open files to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int die(const char *what, struct lf_err *err)
 {
     fprintf(stderr, "leadflow: %s: %s\n", what, err && err->msg[0] ? err->msg : "failed");
@@ -55,6 +68,8 @@ static int die(const char *what, struct lf_err *err)
 
 static void close_app(struct lf_app *app)
 {
+    lf_relay_configure(NULL);
+    lf_relay_free();
     lf_db_close(app->db);
     app->db = NULL;
     lf_config_free(&app->cfg);
@@ -66,6 +81,7 @@ static int open_app(struct lf_app *app, struct lf_err *err)
     memset(app, 0, sizeof(*app));
     app->started_at = lf_now_ms();
     if (lf_config_load(&app->cfg, err) < 0) return -1;
+    lf_relay_configure(&app->cfg);
     if (app->cfg.test_now) {
 #ifdef LF_TESTING
         int64_t t;
@@ -398,16 +414,20 @@ static int cmd_serve(void)
         if (tenants == 0 && lf_seed_tenant(app.db, "default", "Default", NULL, &err) < 0)
             return die("seed", &err);
     }
-    if (lf_workers_recover(&app, &err) < 0) return die("recover", &err);
+    if (lf_workers_recover(&app, &err) < 0 || lf_dispatcher_recover(&app, &err) < 0)
+        return die("recover", &err);
+    raise_fd_limit(); /* the dispatcher keeps up to LEADFLOW_DISPATCH_CONCURRENCY connections */
 
     lf_auth_init(&app);
     lf_router_init(lf_api_tables);
     if (lf_ingest_start(&app, &err) < 0 || lf_workers_start(&app, &err) < 0 ||
-        lf_sched_start(&app, &err) < 0 || lf_server_start(&app, &err) < 0) {
+        lf_sched_start(&app, &err) < 0 || lf_dispatcher_start(&app, &err) < 0 ||
+        lf_server_start(&app, &err) < 0) {
         int rc = die("serve", &err);
         lf_ingest_free(&app); /* stops what did start, so no thread outlives the store */
         lf_workers_stop(&app);
         lf_sched_stop(&app);
+        lf_dispatcher_stop(&app);
         lf_auth_free(&app);
         lf_rules_cache_free();
         close_app(&app);
@@ -429,8 +449,9 @@ static int cmd_serve(void)
     wait_while(&app, lf_server_active, DRAIN_TIMEOUT_MS); /* answers in flight */
     lf_server_stop(&app);
     lf_ingest_free(&app);
-    lf_workers_stop(&app); /* each worker finishes the batch in hand */
-    lf_sched_stop(&app);   /* a running job ends after its batch in hand */
+    lf_workers_stop(&app);    /* each worker finishes the batch in hand */
+    lf_sched_stop(&app);      /* a running job ends after its batch in hand */
+    lf_dispatcher_stop(&app); /* tries in hand get a few seconds; the rest are retried later */
     lf_auth_free(&app);
     lf_rules_cache_free();
     lf_log_info("stopped", NULL);
@@ -445,7 +466,12 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "serve")) return cmd_serve();
+    if (!strcmp(cmd, "serve")) {
+        curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
+        int rc = cmd_serve();
+        curl_global_cleanup();
+        return rc;
+    }
     if (!strcmp(cmd, "migrate")) return cmd_migrate();
     if (!strcmp(cmd, "seed")) return cmd_seed();
     if (!strcmp(cmd, "token")) return cmd_token(argc - 2, argv + 2);

@@ -1,9 +1,13 @@
-/* Deliveries: the read side of the outbox. Lists the tenant's deliveries (newest first, with
- * filters and keyset pages) and shows one with its attempt log. The engine writes the rows
- * (automation actions, owner assignment); sending them, retrying and subscriptions are not
- * built yet, so nothing here changes a delivery. */
+/* Deliveries: the outbox as the API shows it. Lists the tenant's deliveries (newest first, with
+ * filters and keyset pages), shows one with its attempt log, and retries one by hand. The engine
+ * and the relay write the rows and the dispatcher (src/outbound/dispatcher.c) sends them; the
+ * only change made here is a manual retry, which puts a delivery back in the dispatcher's queue
+ * (lf_delivery_requeue) and wakes it. */
 #include "api/api.h"
+#include "outbound/outbound.h"
 #include "core/crypto.h"
+#include "core/log.h"
+#include "core/timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +19,7 @@
 /* The columns delivery_json reads, in its order. */
 #define DELIVERY_COLS                                                                              \
     "id, kind, subscription_id, event_id, target, payload, status, attempts, next_attempt_at,"     \
-    " last_status, last_error, delivered_at, created_at, updated_at"
+    " last_status, last_error, delivered_at, created_at, updated_at, step"
 #define COL_CREATED_AT 12 /* created_at in DELIVERY_COLS: the list's sort value */
 
 static const char *const kinds[] = {"webhook", "slack", "moco", NULL};
@@ -52,6 +56,7 @@ static json_t *delivery_json(struct lf_stmt *st)
     json_object_set_new(o, "delivered_at", time_or_null(st, 11));
     json_object_set_new(o, "created_at", time_or_null(st, COL_CREATED_AT));
     json_object_set_new(o, "updated_at", time_or_null(st, 13));
+    json_object_set_new(o, "step", lf_json_text(lf_stmt_text(st, 14)));
     return o;
 }
 
@@ -117,7 +122,7 @@ static int load_attempts(struct lf_conn *c, const char *tenant, const char *id, 
 {
     struct lf_stmt *st = lf_db_prepare(
         c,
-        "SELECT attempt, started_at, duration_ms, status_code, error, response_excerpt"
+        "SELECT attempt, started_at, duration_ms, status_code, error, response_excerpt, target"
         " FROM delivery_attempts WHERE tenant_id = ? AND delivery_id = ?"
         " ORDER BY attempt, started_at, id LIMIT ?",
         NULL);
@@ -131,6 +136,7 @@ static int load_attempts(struct lf_conn *c, const char *tenant, const char *id, 
         json_object_set_new(a, "status_code", int_or_null(st, 3));
         json_object_set_new(a, "error", lf_json_text(lf_stmt_text(st, 4)));
         json_object_set_new(a, "response_excerpt", lf_json_text(lf_stmt_text(st, 5)));
+        json_object_set_new(a, "target", lf_json_text(lf_stmt_text(st, 6)));
         json_array_append_new(log, a);
     }
     lf_stmt_done(st);
@@ -174,8 +180,62 @@ static void get_delivery(struct lf_req *r)
     lf_api_reply_found(r, o, rc, 200, "delivery", r->params[0]);
 }
 
+/* The status of the tenant's delivery id into status: LF_DB_ROW, LF_DB_DONE (no such delivery)
+ * or a negative code. */
+static int delivery_status(struct lf_conn *c, const char *tenant, const char *id, char status[16])
+{
+    struct lf_stmt *st =
+        lf_db_prepare(c, "SELECT status FROM deliveries WHERE tenant_id = ? AND id = ?", NULL);
+    if (st == NULL) return -LF_EINTERNAL;
+    lf_stmt_bind(st, "ss", tenant, id);
+    int rc = lf_stmt_step(st);
+    if (rc == LF_DB_ROW) snprintf(status, 16, "%s", lf_stmt_text(st, 0));
+    lf_stmt_done(st);
+    return rc;
+}
+
+/* POST /deliveries/{id}/retry: puts the delivery back in the queue, due now, keeping its attempt
+ * log, and answers it (202: the dispatcher sends it soon). Any delivery may be sent again, a
+ * succeeded one too (a receiver that lost it asks for it again; the webhook-id stays the same,
+ * so it can tell); only one being sent right now is refused (409), since its try has not
+ * ended and its result would overwrite the retry. */
+static void retry_delivery(struct lf_req *r)
+{
+    const char *tenant = r->auth.tenant_id, *id = r->params[0];
+    struct lf_err err = {0};
+    char status[16] = "";
+    struct lf_conn *c = lf_api_conn(r, LF_DB_WRITE);
+    if (c == NULL) return;
+    int rc = lf_db_begin(c);
+    if (rc >= 0) rc = delivery_status(c, tenant, id, status);
+    if (rc == LF_DB_DONE)
+        rc = lf_err_set(&err, -LF_ENOTFOUND, "no delivery %s", id);
+    else if (rc == LF_DB_ROW) /* 0 also when the dispatcher claimed it since the read */
+        rc = strcmp(status, "in_flight") == 0 ? 0 : lf_delivery_requeue(c, tenant, id, lf_now_ms());
+    if (rc == 0)
+        rc =
+            lf_err_set(&err, -LF_ECONFLICT,
+                       "delivery %s is being sent right now; retry it once that try has ended", id);
+    if (rc > 0) rc = lf_db_commit(c);
+    if (rc < 0) {
+        lf_db_rollback(c);
+        lf_reply_error(r, rc, &err);
+        goto out;
+    }
+    lf_dispatcher_notify();
+    lf_log_info("delivery retried", "{s:s, s:s, s:s, s:s}", "delivery_id", id, "was", status, "by",
+                r->auth.sub, "request_id", r->request_id);
+    json_t *o = load_delivery(c, tenant, id, &rc);
+    lf_api_reply_found(r, o, rc, 202, "delivery", id);
+out:
+    lf_db_release(c);
+    lf_err_clear(&err);
+}
+
 const struct lf_route lf_deliveries_routes[] = {
     {"GET", "/api/v1/deliveries", list_deliveries, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
     {"GET", "/api/v1/deliveries/{id}", get_delivery, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"POST", "/api/v1/deliveries/{id}/retry", retry_delivery, LF_AUTH_TOKEN, LF_ROLES_MANAGE, 0, 0,
+     0},
     {NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };

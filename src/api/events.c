@@ -428,32 +428,47 @@ static json_t *event_json(struct lf_stmt *st)
     return o;
 }
 
-static json_t *event_deliveries(struct lf_conn *c, const char *tenant_id, const char *event_id)
+#define EVENT_DELIVERIES_MAX 100 /* deliveries an event's answer lists at most */
+
+/* The deliveries written for the tenant's event, oldest first (at most EVENT_DELIVERIES_MAX),
+ * as summaries (GET /deliveries/{id} has the rest); NULL with *rc negative on a store error. */
+static json_t *event_deliveries(struct lf_conn *c, const char *tenant_id, const char *event_id,
+                                int *rc)
 {
-    json_t *list = json_array();
     struct lf_stmt *st = lf_db_prepare(
         c,
         "SELECT id, kind, subscription_id, target, status, attempts, last_status, last_error,"
         " next_attempt_at, delivered_at FROM deliveries WHERE tenant_id = ? AND event_id = ?"
-        " ORDER BY id",
+        " ORDER BY created_at, id LIMIT ?",
         NULL);
-    if (st == NULL) return list;
-    lf_stmt_bind(st, "ss", tenant_id, event_id);
-    while (lf_stmt_step(st) == LF_DB_ROW)
+    if (st == NULL) {
+        *rc = -LF_EINTERNAL;
+        return NULL;
+    }
+    json_t *list = json_array();
+    *rc = lf_stmt_bind(st, "ssi", tenant_id, event_id, EVENT_DELIVERIES_MAX);
+    while (*rc >= 0 && (*rc = lf_stmt_step(st)) == LF_DB_ROW)
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:o, s:o, s:o, s:o}", "id",
-                            lf_stmt_text(st, 0), "kind", lf_stmt_text(st, 1), "subscription_id",
-                            lf_json_text(lf_stmt_text(st, 2)), "target", lf_stmt_text(st, 3),
-                            "status", lf_stmt_text(st, 4), "attempts",
-                            (json_int_t)lf_stmt_int(st, 5), "last_status",
-                            lf_stmt_isnull(st, 6) ? json_null() : json_integer(lf_stmt_int(st, 6)),
-                            "last_error", lf_json_text(lf_stmt_text(st, 7)), "next_attempt_at",
-                            lf_json_time(lf_stmt_int(st, 8), lf_stmt_isnull(st, 8)), "delivered_at",
-                            lf_json_time(lf_stmt_int(st, 9), lf_stmt_isnull(st, 9))));
+            list,
+            json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",
+                      lf_json_text(lf_stmt_text(st, 0)), "kind", lf_json_text(lf_stmt_text(st, 1)),
+                      "subscription_id", lf_json_text(lf_stmt_text(st, 2)), "target",
+                      lf_json_text(lf_stmt_text(st, 3)), "status",
+                      lf_json_text(lf_stmt_text(st, 4)), "attempts", (json_int_t)lf_stmt_int(st, 5),
+                      "last_status",
+                      lf_stmt_isnull(st, 6) ? json_null() : json_integer(lf_stmt_int(st, 6)),
+                      "last_error", lf_json_text(lf_stmt_text(st, 7)), "next_attempt_at",
+                      lf_json_time(lf_stmt_int(st, 8), lf_stmt_isnull(st, 8)), "delivered_at",
+                      lf_json_time(lf_stmt_int(st, 9), lf_stmt_isnull(st, 9))));
     lf_stmt_done(st);
+    if (*rc < 0) {
+        json_decref(list);
+        return NULL;
+    }
     return list;
 }
 
+/* GET /events/{id}: the event with its deliveries. */
 static void get_event(struct lf_req *r)
 {
     struct lf_conn *c = lf_api_conn(r, LF_DB_READ);
@@ -463,13 +478,14 @@ static void get_event(struct lf_req *r)
         lf_db_prepare(c, "SELECT " EVENT_COLS " FROM events WHERE tenant_id = ? AND id = ?", &err);
     int rc = st ? lf_stmt_bind(st, "ss", r->auth.tenant_id, r->params[0]) : -LF_EINTERNAL;
     if (rc == 0) rc = lf_stmt_step(st);
-    if (rc == LF_DB_ROW) {
-        json_t *ev = event_json(st);
-        lf_stmt_done(st);
-        json_object_set_new(ev, "deliveries", event_deliveries(c, r->auth.tenant_id, r->params[0]));
+    json_t *ev = rc == LF_DB_ROW ? event_json(st) : NULL;
+    lf_stmt_done(st);
+    json_t *deliveries = ev ? event_deliveries(c, r->auth.tenant_id, r->params[0], &rc) : NULL;
+    if (deliveries) {
+        json_object_set_new(ev, "deliveries", deliveries);
         lf_reply_json(r, 200, ev);
     } else {
-        lf_stmt_done(st);
+        json_decref(ev);
         if (rc == LF_DB_DONE) lf_err_set(&err, -LF_ENOTFOUND, "no event %s", r->params[0]);
         lf_reply_error(r, rc == LF_DB_DONE ? -LF_ENOTFOUND : rc, &err);
     }

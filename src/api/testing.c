@@ -2,6 +2,7 @@
  * that tests move to exercise expiry, windows and schedules. */
 #ifdef LF_TESTING
 #include "api/api.h"
+#include "outbound/outbound.h"
 #include "core/timeutil.h"
 
 static void clock_reply(struct lf_req *r)
@@ -22,6 +23,7 @@ static void set_clock(struct lf_req *r)
         lf_reply_error(r, err.code, &err);
     } else {
         lf_clock_set(t);
+        lf_dispatcher_notify(); /* deliveries may be due at the new time */
         clock_reply(r);
     }
     json_decref(body);

@@ -369,34 +369,6 @@ static int act_task(struct action_ctx *a, struct subject *s, json_t **result, st
 }
 
 /* Writes an outbox row; its id goes to id. */
-/* The organization's fields as Moco's company body; its moco_id into moco. */
-static json_t *moco_company(struct lf_conn *c, const char *tenant_id, const char *org_id,
-                            char moco[64], int *rc)
-{
-    struct lf_stmt *st = lf_db_prepare(c,
-                                       "SELECT name, domain, vat_id, country, moco_id"
-                                       " FROM organizations WHERE tenant_id = ? AND id = ?",
-                                       NULL);
-    if (st == NULL) {
-        *rc = -LF_EINTERNAL;
-        return NULL;
-    }
-    lf_stmt_bind(st, "ss", tenant_id, org_id);
-    json_t *body = NULL;
-    *rc = lf_stmt_step(st);
-    if (*rc == LF_DB_ROW) {
-        const char *domain = lf_stmt_text(st, 1);
-        char website[300] = "";
-        if (domain) snprintf(website, sizeof website, "https://%s", domain);
-        body = json_pack("{s:s?, s:s, s:s?, s:s?, s:s?}", "name", lf_stmt_text(st, 0), "type",
-                         "customer", "website", *website ? website : NULL, "vat_identifier",
-                         lf_stmt_text(st, 2), "country_code", lf_stmt_text(st, 3));
-        copy_col(moco, 64, st, 4);
-    }
-    lf_stmt_done(st);
-    return body;
-}
-
 static int act_moco(struct action_ctx *a, struct subject *s, json_t **result, struct lf_err *err)
 {
     struct lf_auto_run *run = a->run;
@@ -406,7 +378,7 @@ static int act_moco(struct action_ctx *a, struct subject *s, json_t **result, st
     if (!*s->org_id)
         return lf_err_set(err, -LF_ECONFLICT, "the lead has no organization to bill in Moco");
     char moco[64] = "";
-    json_t *company = moco_company(run->conn, run->tenant_id, s->org_id, moco, &rc);
+    json_t *company = lf_moco_company(run->conn, run->tenant_id, s->org_id, moco, &rc);
     if (company == NULL) return rc < 0 ? rc : lf_err_set(err, -LF_ENOTFOUND, "no organization");
     const char *path, *existing = NULL;
     json_t *body;
@@ -933,7 +905,8 @@ int lf_automate_commit(struct lf_conn *c, const char *tenant_id, int64_t now, st
         lf_rules_release(rs);
     }
     lf_emit_capture_stop();
-    if (rc >= 0) return lf_db_commit(c);
+    if (rc >= 0 && (rc = lf_db_commit(c)) == 0) lf_outbox_committed();
+    if (rc >= 0) return rc;
     lf_db_rollback(c);
     return rc;
 }

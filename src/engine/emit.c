@@ -4,6 +4,7 @@
  * (processing them would run nothing, and cost a second write of every domain event). */
 #include "engine/emit.h"
 #include "engine/stage.h"
+#include "outbound/outbound.h"
 #include "core/crypto.h"
 
 #include "core/mem.h"
@@ -112,5 +113,16 @@ int lf_emit(struct lf_conn *c, const char *tenant_id, const char *type, const ch
                        now);
     free(metadata);
     if (rc == 1 && capture.on) note(id, tenant_id, type, lead_id, data);
+    if (rc == 1) {
+        struct lf_relay_ev r = {.id = id,
+                                .type = type,
+                                .source = "leadflow",
+                                .lead_id = lead_id,
+                                .internal = 1,
+                                .occurred_at = now,
+                                .metadata = data};
+        int relayed = lf_relay_event(c, tenant_id, &r, now);
+        if (relayed < 0) return relayed;
+    }
     return rc;
 }

@@ -1,6 +1,6 @@
 /* The registry of processing stages, in the order they run.
  *
- * resolve, attribute, score, intent, route and automate. Test builds also carry a stage for
+ * resolve, attribute, score, intent, route, automate and relay. Test builds also carry a stage for
  * exercising the framework. */
 #include "engine/stage.h"
 #include "engine/conditions.h"
@@ -17,18 +17,14 @@ extern const struct lf_stage lf_stage_score;
 extern const struct lf_stage lf_stage_intent;
 extern const struct lf_stage lf_stage_route;
 extern const struct lf_stage lf_stage_automate;
+extern const struct lf_stage lf_stage_relay;
 #ifdef LF_TESTING
 extern const struct lf_stage lf_stage_test;
 #endif
 
 static const struct lf_stage *const production[] = {
-    &lf_stage_resolve,
-    &lf_stage_attribute,
-    &lf_stage_score,
-    &lf_stage_intent,
-    &lf_stage_route,
-    &lf_stage_automate,
-    NULL,
+    &lf_stage_resolve, &lf_stage_attribute, &lf_stage_score, &lf_stage_intent,
+    &lf_stage_route,   &lf_stage_automate,  &lf_stage_relay, NULL,
 };
 
 static struct lf_stage table[sizeof(production) / sizeof(production[0]) + 1];

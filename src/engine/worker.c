@@ -13,6 +13,7 @@
  * (lf_workers_recover). `lock` protects stop and seq; the ingest writer bumps seq and
  * signals `cond` after each commit. */
 #include "engine/worker.h"
+#include "outbound/outbound.h"
 #include "engine/emit.h"
 #include "engine/stage.h"
 #include "core/log.h"
@@ -203,8 +204,8 @@ int lf_workers_run_batch(struct lf_app *app, int limit)
         else if (rc == 0)
             failed++;
     }
-    if (rc >= 0 && n > 0)
-        rc = lf_db_commit(c);
+    if (rc >= 0 && n > 0 && (rc = lf_db_commit(c)) == 0)
+        lf_outbox_committed(); /* wake the dispatcher for what the batch wrote */
     else if (n == 0 && rc >= 0)
         rc = lf_db_rollback(c);
     lf_stage_ctx_end(&ctx);

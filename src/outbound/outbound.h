@@ -30,12 +30,16 @@
 int lf_outbox_put(struct lf_conn *c, const char *tenant_id, const char *kind,
                   const char *subscription_id, const char *event_id, const char *target,
                   json_t *payload, int64_t now, char id_out[40]);
+/* After a commit: wakes the dispatcher when this thread wrote deliveries since the last call. */
+void lf_outbox_committed(void);
 
 /* ---- relay ------------------------------------------------------------------------------- */
 
 /* Tells the relay that the process's configuration is cfg (Slack and Moco switches); called
  * once at start. Without it no Slack or Moco work is written (webhooks still are). */
 void lf_relay_configure(const struct lf_config *cfg);
+/* Frees the cache of subscriptions (at exit). */
+void lf_relay_free(void);
 
 /* Subscriptions changed (created, patched, deleted, enabled, disabled): call after the commit,
  * so the next event reloads the tenant's active subscriptions. */
@@ -45,13 +49,25 @@ void lf_subs_changed(void);
  * dot, any depth), or the exact type. */
 int lf_event_pattern_match(const char *pattern, const char *type);
 
-/* A stored event: writes a webhook delivery for every active subscription of the tenant whose
- * patterns match `type`, in the caller's transaction. For domain events (internal) it also
- * writes the Slack alert (lead.hot, lead.routing_conflict) and the Moco work (deal.won) they
- * start. event is the event as the payload shows it ({id, type, source, occurred_at, lead_id,
- * metadata, …}; borrowed). Returns the number of deliveries written, or a negative code. */
-int lf_relay_event(struct lf_conn *c, const char *tenant_id, const char *event_id, const char *type,
-                   int internal, const char *lead_id, json_t *event, int64_t now);
+/* A stored event as the relay sees it (all borrowed). */
+struct lf_relay_ev {
+    const char *id, *type, *source, *lead_id; /* lead_id may be NULL */
+    int internal;                             /* a domain event (written by lf_emit) */
+    int64_t occurred_at;
+    json_t *metadata;                                   /* may be NULL */
+    int64_t received_at;                                /* external events; 0 for domain ones */
+    const char *utm_source, *utm_medium, *utm_campaign; /* may be NULL */
+};
+
+/* Writes a webhook delivery for every active subscription of the tenant whose patterns match
+ * the event's type, in the caller's transaction; payload {"id", "type", "timestamp", "data":
+ * {"event", and for domain events "lead" and "deal" when it is about one}}. For domain events
+ * it also writes the Slack alert (lead.hot, lead.routing_conflict: ENABLE_SLACK_ALERTS and a
+ * Slack URL) and the Moco work (deal.won: Moco configured, tenant setting
+ * moco.create_on_won, default true). Returns the number of deliveries written, or a negative
+ * code. */
+int lf_relay_event(struct lf_conn *c, const char *tenant_id, const struct lf_relay_ev *ev,
+                   int64_t now);
 
 /* ---- dispatcher -------------------------------------------------------------------------- */
 
@@ -96,6 +112,34 @@ int lf_target_check(const struct lf_config *cfg, const char *url, struct lf_err 
 /* 1 when the address (struct sockaddr *) is loopback, private, link-local, unspecified or
  * otherwise not a public unicast address. */
 int lf_addr_private(const void *sockaddr);
+
+/* ---- Moco ------------------------------------------------------------------------------- */
+
+/* The next request of a Moco delivery. A delivery's operation (create_customer, create_offer,
+ * create_invoice) takes one to three steps (customer → offer → invoice), each one request;
+ * before each, the stored Moco ids are read, so a retry never creates twice. */
+struct lf_moco_req {
+    char step[16];   /* customer | offer | invoice */
+    char path[32];   /* /companies | /offers | /invoices */
+    char *body;      /* JSON text (owned) */
+    char org_id[40]; /* whose customer */
+    char deal_id[40];
+};
+/* Reads the delivery's payload (operation, organization_id, deal_id) and the store: returns 1
+ * and fills req when a step is to be sent, 0 when the operation is complete (its ids are
+ * stored), or a negative code with err (the organization or deal is gone: the delivery is
+ * dead). */
+int lf_moco_prepare(struct lf_conn *c, const char *tenant_id, const char *payload,
+                    struct lf_moco_req *req, struct lf_err *err);
+/* Stores the id in Moco's answer to req's step (only where none is stored yet). Returns 0, or
+ * a negative code with err when the answer carries no id. */
+int lf_moco_store(struct lf_conn *c, const char *tenant_id, const struct lf_moco_req *req,
+                  const char *answer, size_t len, int64_t now, struct lf_err *err);
+/* The company body Moco's POST /companies takes, from the organization; its stored Moco id
+ * into moco_id ("" when none). NULL when the organization does not exist (rc LF_DB_DONE) or
+ * on a store error (rc negative). */
+json_t *lf_moco_company(struct lf_conn *c, const char *tenant_id, const char *org_id,
+                        char moco_id[64], int *rc);
 
 /* ---- Slack ------------------------------------------------------------------------------- */
 

@@ -3,9 +3,11 @@
 
 extern const struct lf_job lf_job_score_decay;
 extern const struct lf_job lf_job_stage_timers;
+extern const struct lf_job lf_job_slack_digest;
 
 const struct lf_job *const lf_jobs[] = {
     &lf_job_score_decay,
     &lf_job_stage_timers,
+    &lf_job_slack_digest,
     NULL,
 };

@@ -56,6 +56,8 @@ class Server:
             "LEADFLOW_WORKERS": "2",
             "LEADFLOW_TEST_STAGES": "1",
             "LEADFLOW_RETRY_BASE_MS": "200",
+            # Webhook receivers in tests listen on 127.0.0.1.
+            "LEADFLOW_ALLOW_PRIVATE_TARGETS": "1",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
         })
         self.env.update({k: str(v) for k, v in env.items()})

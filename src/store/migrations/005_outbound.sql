@@ -6,6 +6,8 @@
 -- next_attempt_at is NULL exactly when no try is due (succeeded, dead).
 -- step: the Moco step the next try makes (customer, offer, invoice); NULL for other kinds.
 ALTER TABLE deliveries ADD COLUMN step TEXT;
+-- message_id: a webhook's Standard Webhooks id (webhook-id), the same on every try.
+ALTER TABLE deliveries ADD COLUMN message_id TEXT;
 CREATE INDEX deliveries_status ON deliveries (tenant_id, status, kind);
 CREATE INDEX deliveries_sub_created ON deliveries (tenant_id, subscription_id, created_at)
     WHERE subscription_id IS NOT NULL;
