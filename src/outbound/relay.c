@@ -278,17 +278,19 @@ static int moco_on_won(struct lf_conn *c, const char *tenant_id, const struct lf
 int lf_relay_event(struct lf_conn *c, const char *tenant_id, const struct lf_relay_ev *ev,
                    int64_t now)
 {
-    char(*ids)[40] = NULL;
-    int n = subs_matching(c, tenant_id, ev->type, &ids);
+    struct match *m = NULL;
+    int n = subs_matching(c, tenant_id, ev->type, &m);
     int rc = n, written = 0;
     if (n > 0) {
         json_t *payload = webhook_payload(c, tenant_id, ev, now, &rc);
         for (int i = 0; payload && rc >= 0 && i < n; i++)
-            rc = lf_outbox_put(c, tenant_id, "webhook", ids[i], ev->id, ids[i], payload, now, NULL);
+            rc = lf_outbox_put(c, tenant_id, "webhook", m[i].id, ev->id, m[i].url, payload, now,
+                               NULL);
         json_decref(payload);
         if (rc >= 0) written = n;
     }
-    free(ids);
+    for (int i = 0; i < n; i++) free(m[i].url);
+    free(m);
     if (rc < 0 || !ev->internal || config == NULL) return rc < 0 ? rc : written;
     if (config->enable_slack_alerts &&
         (strcmp(ev->type, "lead.hot") == 0 || strcmp(ev->type, "lead.routing_conflict") == 0))
