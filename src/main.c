@@ -14,6 +14,7 @@
 #include "store/migrate.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/timeutil.h"
 
 #include <curl/curl.h>
@@ -47,6 +48,18 @@ static void usage(FILE *out)
           "  config                         list the configuration variables\n"
           "  version                        print the version\n",
           out);
+}
+
+/* With LEADFLOW_LISTEN "host:0" the system picks the port; the configuration then names the
+ * real one (webhook targets are checked against the service's own address). */
+static void bind_port_in_config(struct lf_app *app)
+{
+    size_t n = strlen(app->cfg.listen);
+    if (n < 2 || strcmp(app->cfg.listen + n - 2, ":0") != 0) return;
+    char buf[300];
+    snprintf(buf, sizeof buf, "%.*s:%d", (int)(n - 2), app->cfg.listen, lf_server_port(app));
+    free(app->cfg.listen);
+    app->cfg.listen = lf_xstrdup(buf);
 }
 
 /* Lifts the soft limit on open files to the hard one. */
@@ -433,6 +446,7 @@ static int cmd_serve(void)
         close_app(&app);
         return rc;
     }
+    bind_port_in_config(&app);
     lf_log_info("leadflow serving", "{s:s, s:i, s:s, s:s, s:i, s:s}", "listen", app.cfg.listen,
                 "port", lf_server_port(&app), "db", app.cfg.db, "sync", app.cfg.sync, "workers",
                 app.cfg.workers, "version", LF_VERSION);

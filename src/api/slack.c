@@ -16,6 +16,7 @@
 #include "engine/lead.h"
 #include "engine/route.h"
 #include "engine/settings.h"
+#include "http/server.h"
 #include "outbound/outbound.h"
 
 #include <stdarg.h>
@@ -26,7 +27,7 @@
 
 #define CHANNELS_MAX 50   /* named channels in the setting */
 #define CHANNEL_MAX  80   /* characters of a channel name (automation's limit) */
-#define URL_MAX      2000 /* characters of a webhook URL */
+#define URL_MAX      2000 /* bytes of a webhook URL: the relay and dispatcher hold 2 KiB */
 #define USER_MAX     100  /* characters of the Slack user name kept in "slack:<user>" */
 
 /* ---- the form body */
@@ -119,8 +120,23 @@ static int parse_value(const char *value, char tenant[40], char lead[40], char p
     return 0;
 }
 
-/* The lead's email (or id) and, when routed, its pipeline's slug. LF_DB_ROW, LF_DB_DONE or
- * negative. */
+/* s with &, < and > escaped as Slack's mrkdwn wants them, into out (cut at a character). */
+static void mrkdwn_escape(const char *s, char *out, size_t size)
+{
+    size_t o = 0;
+    for (; *s; s++) {
+        const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
+        size_t n = e ? strlen(e) : 1;
+        if (o + n >= size) break;
+        memcpy(out + o, e ? e : s, n);
+        o += n;
+    }
+    out[o] = '\0';
+    lf_utf8_sanitize(out); /* the cut may split a character */
+}
+
+/* The lead's email (or id), escaped for mrkdwn, and, when routed, its pipeline's slug. LF_DB_ROW,
+ * LF_DB_DONE or negative. */
 static int lead_state(struct lf_conn *c, const char *tenant, const char *lead, char *label,
                       size_t size, char routed_to[64])
 {
@@ -136,8 +152,7 @@ static int lead_state(struct lf_conn *c, const char *tenant, const char *lead, c
     if (rc == LF_DB_ROW) {
         const char *email = lf_stmt_text(st, 0), *status = lf_stmt_text(st, 1);
         const char *slug = lf_stmt_text(st, 2);
-        snprintf(label, size, "%s", email ? email : lead);
-        lf_utf8_sanitize(label);
+        mrkdwn_escape(email ? email : lead, label, size);
         routed_to[0] = '\0';
         if (status && strcmp(status, "routed") == 0)
             snprintf(routed_to, 64, "%s", slug ? slug : "a pipeline");
@@ -313,14 +328,16 @@ static void get_slack(struct lf_req *r)
     lf_reply_json(r, 200, doc);
 }
 
-/* Checks a webhook URL; the problem goes to err under field. */
+/* Checks a webhook URL; the problem goes to err under field. lf_target_check refuses the
+ * service's own listen address; when LEADFLOW_LISTEN asked for any free port (":0"), the
+ * port actually bound is the one to refuse (as the subscriptions API does). */
 static void check_url(struct lf_req *r, json_t *v, const char *field, struct lf_err *err)
 {
     struct lf_err e = {0};
     if (!json_is_string(v))
         lf_err_field(err, field, "must be an http(s) URL");
-    else if (lf_api_chars(v) > URL_MAX)
-        lf_err_field(err, field, "must be at most %d characters", URL_MAX);
+    else if (strlen(json_string_value(v)) > URL_MAX)
+        lf_err_field(err, field, "must be at most %d bytes", URL_MAX);
     else if (lf_target_check(&r->app->cfg, json_string_value(v), &e) < 0)
         lf_err_field(err, field, "%s", e.msg);
     lf_err_clear(&e);

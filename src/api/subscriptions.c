@@ -203,19 +203,6 @@ static void check_patterns(json_t *v, struct lf_err *err)
     }
 }
 
-/* The checker of lf_target_check sees the service's listen address. LEADFLOW_LISTEN may ask
- * for any free port (":0"); then the port actually bound is the one to refuse. */
-static void target_cfg(struct lf_req *r, struct lf_config *cfg, char *listen, size_t size)
-{
-    *cfg = r->app->cfg;
-    const char *l = cfg->listen, *colon = l ? strrchr(l, ':') : NULL;
-    int port = lf_server_port(r->app);
-    if (colon && strcmp(colon + 1, "0") == 0 && port > 0) {
-        snprintf(listen, size, "%.*s:%d", (int)(colon - l), l, port);
-        cfg->listen = listen;
-    }
-}
-
 /* Checks the body of a create (creating) or a change into b. The URL's target is checked too,
  * which may resolve its host name. Returns 0 or -LF_EINVAL with every problem in err. */
 static int check_body(struct lf_req *r, json_t *body, int creating, struct sub_body *b,
@@ -240,11 +227,8 @@ static int check_body(struct lf_req *r, json_t *body, int creating, struct sub_b
                (!json_is_string(v) || json_string_length(v) == 0 || lf_api_chars(v) > URL_MAX)) {
         lf_err_field(err, "url", "must be an http or https URL of at most %d characters", URL_MAX);
     } else if (v) {
-        struct lf_config cfg;
-        char listen[300];
         struct lf_err terr = {0};
-        target_cfg(r, &cfg, listen, sizeof listen);
-        if (lf_target_check(&cfg, json_string_value(v), &terr) < 0) {
+        if (lf_target_check(&r->app->cfg, json_string_value(v), &terr) < 0) {
             int first = err->msg[0] == '\0';
             lf_err_field(err, "url", "%s", terr.msg);
             if (first) snprintf(err->msg, sizeof err->msg, "%s", terr.msg);

@@ -34,4 +34,4 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     return rc < 0 ? rc : 0;
 }
 
-const struct lf_stage lf_stage_attribute = {"attribute", 0, run};
+const struct lf_stage lf_stage_attribute = {"attribute", 0, run, 0};

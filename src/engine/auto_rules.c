@@ -1,6 +1,7 @@
 /* Automation rules as stored things: the names of triggers and actions, checking a rule body
  * when it is saved (every problem named by its key), compiling a stored rule, and templates. */
 #include "engine/automation.h"
+#include "outbound/outbound.h"
 #include "engine/deal.h"
 #include "engine/rules.h"
 #include "core/jsonx.h"
@@ -235,6 +236,15 @@ const char *lf_auto_message_text(const char *name)
     return NULL;
 }
 
+/* A webhook action's URL follows the rules of a subscription's (lf_target_check). */
+static void target_check(const char *url, const char *path, struct lf_err *err)
+{
+    const struct lf_config *cfg = lf_relay_config();
+    struct lf_err why = {0};
+    if (cfg && lf_target_check(cfg, url, &why) < 0) lf_err_field(err, path, "%s", why.msg);
+    lf_err_clear(&why);
+}
+
 /* Checks one config value; problems go to err under path. */
 static void check_value(const struct config_key *k, json_t *v, const char *path, struct lf_err *err)
 {
@@ -327,6 +337,8 @@ static void check_value(const struct config_key *k, json_t *v, const char *path,
     case 'u':
         if (!text_in(v, 2000) || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0))
             lf_err_field(err, path, "must be an http:// or https:// URL");
+        else
+            target_check(s, path, err);
         break;
     }
 }

@@ -880,7 +880,7 @@ static int automate_stage(struct lf_stage_ctx *ctx, struct lf_event *ev, struct 
     return rc < 0 ? rc : 0;
 }
 
-const struct lf_stage lf_stage_automate = {"automate", 0, automate_stage};
+const struct lf_stage lf_stage_automate = {"automate", 0, automate_stage, 0};
 
 /* API transactions. */
 

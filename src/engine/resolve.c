@@ -106,4 +106,4 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     return 0;
 }
 
-const struct lf_stage lf_stage_resolve = {"resolve", 0, run};
+const struct lf_stage lf_stage_resolve = {"resolve", 0, run, 0};

@@ -179,7 +179,7 @@ static int run(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err
     return rc < 0 ? rc : 0;
 }
 
-const struct lf_stage lf_stage_score = {"score", 0, run};
+const struct lf_stage lf_stage_score = {"score", 0, run, 0};
 
 int lf_score_settle(struct lf_conn *c, const char *tenant_id, const char *lead_id,
                     struct lf_score_change *ch, const struct lf_score_settings *s,

@@ -69,6 +69,10 @@ struct lf_stage {
      * marked failed and retried with backoff. A stage may end processing early by setting
      * ev->outcome and returning LF_STAGE_STOP. */
     int (*fn)(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err);
+    /* 1: also runs after an earlier stage ended processing early (LF_STAGE_STOP), unless the
+     * event was suppressed (an erased person's). The relay stage: an event without a person
+     * is still relayed. */
+    int after_stop;
 };
 
 #define LF_STAGE_STOP 1

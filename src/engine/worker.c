@@ -144,13 +144,19 @@ static int process_one(struct lf_stage_ctx *ctx, const struct lf_stage *stages, 
     json_t *ran = json_array();
     int stage_rc = 0;
     int internal = ev->origin && strcmp(ev->origin, "internal") == 0;
-    for (const struct lf_stage *s = stages; s->name && stage_rc == 0; s++) {
+    int stopped = 0;
+    for (const struct lf_stage *s = stages; s->name && stage_rc >= 0; s++) {
         if (internal && !s->internal) continue;
+        if (stopped && (!s->after_stop || (ev->outcome && !strcmp(ev->outcome, "suppressed"))))
+            continue;
         json_array_append_new(ran, json_string(s->name));
         stage_rc = s->fn(ctx, ev, &err);
+        if (stage_rc == LF_STAGE_STOP) {
+            stopped = 1;
+            stage_rc = 0;
+        }
     }
     json_object_set_new(ev->result, "stages", ran);
-    if (stage_rc == LF_STAGE_STOP) stage_rc = 0;
 
     if (stage_rc >= 0) {
         rc = lf_db_savepoint_release(ctx->conn, "ev");

@@ -237,14 +237,14 @@ static int prep_webhook(struct lf_conn *c, struct job *j, const char *target,
     j->headers = header(j->headers, "webhook-id", msg);
     j->headers = header(j->headers, "webhook-timestamp", tsbuf);
     if (secret) {
-        char sig[2 * LF_SIG_BUFSZ + 2], one[LF_SIG_BUFSZ];
+        char sig[2 * LF_SIG_BUFSZ + 2], now_sig[LF_SIG_BUFSZ] = "", old_sig[LF_SIG_BUFSZ];
         size_t len = strlen(j->body);
-        rc = lf_stdwebhook_sign(secret, msg, ts, j->body, len, sig, LF_SIG_BUFSZ);
+        rc = lf_stdwebhook_sign(secret, msg, ts, j->body, len, now_sig, sizeof now_sig);
         if (rc == 0 && previous &&
-            lf_stdwebhook_sign(previous, msg, ts, j->body, len, one, sizeof one) == 0) {
-            strcat(sig, " ");
-            strcat(sig, one);
-        }
+            lf_stdwebhook_sign(previous, msg, ts, j->body, len, old_sig, sizeof old_sig) == 0)
+            snprintf(sig, sizeof sig, "%s %s", now_sig, old_sig);
+        else
+            snprintf(sig, sizeof sig, "%s", now_sig);
         if (rc == 0)
             j->headers = header(j->headers, "webhook-signature", sig);
         else {
@@ -350,8 +350,10 @@ static void start(struct dispatcher *d, struct job *j)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->curl_error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    if (j->kind == K_WEBHOOK && !d->app->cfg.allow_private_targets)
+    if (j->kind == K_WEBHOOK && !d->app->cfg.allow_private_targets) {
         curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_public);
+        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* a proxy would hide the target's address */
+    }
     j->started_at = lf_now_ms();
     curl_multi_add_handle(d->multi, e);
 }

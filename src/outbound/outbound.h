@@ -38,6 +38,8 @@ void lf_outbox_committed(void);
 /* Tells the relay that the process's configuration is cfg (Slack and Moco switches); called
  * once at start. Without it no Slack or Moco work is written (webhooks still are). */
 void lf_relay_configure(const struct lf_config *cfg);
+/* The configuration lf_relay_configure was given (NULL before). */
+const struct lf_config *lf_relay_config(void);
 /* Frees the cache of subscriptions (at exit). */
 void lf_relay_free(void);
 

@@ -29,6 +29,11 @@ void lf_relay_configure(const struct lf_config *cfg)
     config = cfg;
 }
 
+const struct lf_config *lf_relay_config(void)
+{
+    return config;
+}
+
 /* ---- the cache of active subscriptions */
 
 struct sub {
@@ -302,7 +307,8 @@ int lf_relay_event(struct lf_conn *c, const char *tenant_id, const struct lf_rel
     return rc < 0 ? rc : written + rc;
 }
 
-/* The relay stage: last, so an event a stage stopped (suppressed) is not relayed. */
+/* The relay stage: last, after everything the event did; it also runs for an event that
+ * ended early without a person (no_identity), never for a suppressed one. */
 static int relay_stage(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_err *err)
 {
     struct lf_relay_ev r = {.id = ev->id,
@@ -321,4 +327,4 @@ static int relay_stage(struct lf_stage_ctx *ctx, struct lf_event *ev, struct lf_
     return 0;
 }
 
-const struct lf_stage lf_stage_relay = {"relay", 0, relay_stage};
+const struct lf_stage lf_stage_relay = {"relay", 0, relay_stage, 1};

@@ -56,7 +56,7 @@ static void piece(struct text *t, const char *p, size_t n, size_t chars)
     if (t->chars < t->max) t->cut = t->b.len;
 }
 
-/* Appends s (UTF-8; NULL appends nothing); with escape, &, < and > as mrkdwn wants them. */
+/* Appends s (valid UTF-8; NULL appends nothing); with escape, &, < and > as mrkdwn wants them. */
 static void put(struct text *t, const char *s, int escape)
 {
     for (const unsigned char *p = (const unsigned char *)s; p && *p && !t->over;) {
@@ -78,6 +78,8 @@ static void put(struct text *t, const char *s, int escape)
     }
 }
 
+/* Appends a short formatted text (numbers, ids: at most 511 bytes, never cut in a
+ * character's middle); lead data goes through put. */
 static void putf(struct text *t, int escape, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void putf(struct text *t, int escape, const char *fmt, ...)
@@ -230,7 +232,9 @@ json_t *lf_slack_hot_lead(json_t *lead, json_t *data)
 
     struct text t;
     text_init(&t, SECTION_MAX);
-    putf(&t, 1, "🔥 Hot lead: %s scored %lld", name, score);
+    put(&t, "🔥 Hot lead: ", 0);
+    put(&t, name, 1);
+    putf(&t, 0, " scored %lld", score);
     json_t *fallback = text_json(&t);
 
     json_t *fields = json_array();

@@ -314,6 +314,17 @@ static void test_truncation(void **state)
     assert_true(chars(text_of(msg)) <= 3000);
     json_decref(msg);
     json_decref(lead);
+    /* a name longer than the builders' name buffer is cut at a character, never emptied */
+    for (int i = 0; i < 400; i++) memcpy(long_text + 2 * i, "é", 2);
+    long_text[800] = '\0';
+    lead = json_pack("{s:s, s:s, s:s}", "id", LEAD, "email", "e@corp.example", "first_name",
+                     long_text);
+    msg = lf_slack_hot_lead(lead, NULL);
+    assert_true(strncmp(text_of(msg), "🔥 Hot lead: éé", strlen("🔥 Hot lead: éé")) == 0);
+    f = text_of(json_array_get(json_object_get(block(msg, "section"), "fields"), 0));
+    assert_true(chars(f) > 200 && ends_with(f, "é"));
+    json_decref(msg);
+    json_decref(lead);
     free(long_text);
 }
 
