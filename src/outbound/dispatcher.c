@@ -78,7 +78,7 @@ struct dispatcher {
     int moco_busy;          /* a Moco delivery is in hand */
     int64_t moco_window_at; /* the start of the current second of Moco requests */
     int moco_in_window;
-    int64_t next_claim_at;
+    _Atomic int64_t next_claim_at; /* also set by lf_dispatcher_notify */
 };
 
 static pthread_mutex_t instance_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -643,7 +643,7 @@ static void record_all(struct dispatcher *d, struct job **done, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (done[i]->kind == K_MOCO) {
             d->moco_busy = 0;
-            d->next_claim_at = 0; /* its next step is due at once */
+            atomic_store(&d->next_claim_at, 0); /* its next step is due at once */
         }
         job_free(done[i]);
     }
@@ -688,33 +688,59 @@ static void forget(struct dispatcher *d, struct job **done, size_t n_done)
             }
 }
 
+/* Results are recorded in rounds, and claims made in batches, so that each write
+ * transaction (and its commit) carries many deliveries: a round is written when a quarter of
+ * the capacity has finished, when the oldest result has waited RECORD_WAIT_MS, or when
+ * nothing else is in flight. Until then finished deliveries stay claimed, which is safe: a
+ * crash sends them again, and receivers de-duplicate. */
+#define RECORD_WAIT_MS 10
+
 static void *dispatch_main(void *arg)
 {
     struct dispatcher *d = arg;
     struct job **done = lf_xcalloc(d->cap, sizeof *done);
-    int64_t stop_at = 0;
+    size_t n_done = 0;
+    size_t batch = d->cap / 4 ? d->cap / 4 : 1;
+    int64_t stop_at = 0, done_since = 0;
     for (;;) {
         int64_t now = lf_now_ms();
         int stopping = atomic_load(&d->stop);
         if (stopping && stop_at == 0) stop_at = now + STOP_GRACE_MS;
-        if (stopping && (d->n == 0 || now >= stop_at)) break;
-        size_t n_done = 0;
-        if (!stopping && d->n < d->cap && now >= d->next_claim_at) {
+        if (stopping && (d->n == n_done || now >= stop_at)) {
+            forget(d, done, n_done);
+            record_all(d, done, n_done);
+            break;
+        }
+        size_t room = d->cap - d->n;
+        if (!stopping && (room >= batch || d->n == 0) && now >= atomic_load(&d->next_claim_at)) {
+            size_t before = n_done;
             int got = claim(d, now, &done, &n_done);
-            /* Full claims mean more is due: claim again as soon as there is room. */
-            d->next_claim_at = got > 0 && d->n < d->cap ? now : now + IDLE_POLL_MS;
-            if (got < 0) d->next_claim_at = now + 1000;
+            if (n_done > before && before == 0) done_since = now;
+            /* A full claim means more is due: claim again as soon as there is room. */
+            atomic_store(&d->next_claim_at, got < 0               ? now + 1000
+                                            : (size_t)got == room ? now
+                                                                  : now + IDLE_POLL_MS);
         }
         int running = 0;
         curl_multi_perform(d->multi, &running);
+        size_t before = n_done;
         collect(d, done, &n_done);
-        forget(d, done, n_done);
-        record_all(d, done, n_done);
-        int64_t wait = d->next_claim_at - lf_now_ms();
-        if (d->n >= d->cap) wait = IDLE_POLL_MS;
+        if (n_done > before && before == 0) done_since = now;
+        now = lf_now_ms();
+        if (n_done > 0 &&
+            (n_done >= batch || now - done_since >= RECORD_WAIT_MS || d->n == n_done)) {
+            forget(d, done, n_done);
+            record_all(d, done, n_done);
+            n_done = 0;
+            continue; /* room was made: claim at once */
+        }
+        int64_t wait = atomic_load(&d->next_claim_at) - now;
+        if (d->cap - d->n < batch && d->n > 0) wait = IDLE_POLL_MS; /* a transfer wakes us */
+        if (n_done > 0 && wait > RECORD_WAIT_MS - (now - done_since))
+            wait = RECORD_WAIT_MS - (now - done_since);
         if (wait < 0) wait = 0;
         if (wait > IDLE_POLL_MS) wait = IDLE_POLL_MS;
-        if (n_done == 0 || wait > 0) curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
+        curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
     }
     /* Whatever is still in hand stays in_flight: its lease ends, or the next start recovers
      * it. */
@@ -734,7 +760,7 @@ void lf_dispatcher_notify(void)
 {
     pthread_mutex_lock(&instance_lock);
     if (instance) {
-        instance->next_claim_at = 0;
+        atomic_store(&instance->next_claim_at, 0);
         curl_multi_wakeup(instance->multi);
     }
     pthread_mutex_unlock(&instance_lock);

@@ -173,6 +173,14 @@ static int subs_matching(struct lf_conn *c, const char *tenant_id, const char *t
 
 /* ---- payloads */
 
+/* The deal a domain event is about: its metadata's "deal_id", or the "deal" object deal
+ * events carry. NULL when none. */
+static const char *deal_of(json_t *metadata)
+{
+    const char *id = json_string_value(json_object_get(metadata, "deal_id"));
+    return id ? id : json_string_value(json_object_get(json_object_get(metadata, "deal"), "id"));
+}
+
 /* The "event" object of a payload. */
 static json_t *event_json(const struct lf_relay_ev *ev)
 {
@@ -202,7 +210,7 @@ static json_t *webhook_payload(struct lf_conn *c, const char *tenant_id,
         if (*rc < 0) goto fail;
         if (lead) json_object_set_new(data, "lead", lead);
     }
-    const char *deal_id = json_string_value(json_object_get(ev->metadata, "deal_id"));
+    const char *deal_id = deal_of(ev->metadata);
     if (ev->internal && deal_id) {
         json_t *deal = lf_deal_json(c, tenant_id, deal_id, 0, rc);
         if (*rc < 0) goto fail;
@@ -248,7 +256,7 @@ static int moco_configured(void)
 static int moco_on_won(struct lf_conn *c, const char *tenant_id, const struct lf_relay_ev *ev,
                        int64_t now)
 {
-    const char *deal_id = json_string_value(json_object_get(ev->metadata, "deal_id"));
+    const char *deal_id = deal_of(ev->metadata);
     if (deal_id == NULL || ev->lead_id == NULL) return 0;
     json_t *setting = lf_settings_get(c, tenant_id, "moco");
     json_t *on = json_object_get(setting, "create_on_won");
