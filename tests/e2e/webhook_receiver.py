@@ -35,8 +35,11 @@ class Request:
     """One request as it arrived. headers: lower-case names → values."""
 
     def __init__(self, method, path, headers, body, at):
-        self.method, self.path, self.headers, self.body, self.time = method, path, headers, body, at
-        self.status = None  # what the receiver answered (None: no answer, e.g. dropped or down)
+        self.method, self.path, self.headers, self.body = method, path, headers, body
+        self.time = at  # arrival, wall clock (time.time())
+        # what the receiver answered (None: not yet, or never: dropped, stopped, sender gone;
+        # a sender killed mid-answer may still show the status, the kernel took the bytes)
+        self.status = None
 
     @property
     def id(self):
@@ -119,16 +122,20 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         body = a["body"] if isinstance(a["body"], bytes) else str(a["body"]).encode()
-        self.send_response(a["status"])
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        if a["retry_after"] is not None:
-            self.send_header("Retry-After", str(a["retry_after"]))
-        for k, v in a["headers"].items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-        req.status = a["status"]
+        req.status = a["status"]  # before the client can read it: a test may look at once
+        try:
+            self.send_response(a["status"])
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            if a["retry_after"] is not None:
+                self.send_header("Retry-After", str(a["retry_after"]))
+            for k, v in a["headers"].items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            req.status = None  # the sender went away
+            raise
 
     do_POST = do_PUT = do_GET = do_PATCH = do_DELETE = _serve
 
@@ -136,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # the dispatcher opens many connections at once (default 5)
 
     def handle_error(self, request, client_address):  # a dropped or cut connection: expected
         pass
