@@ -5,7 +5,6 @@
 #include "engine/deal.h"
 #include "engine/emit.h"
 #include "engine/settings.h"
-#include "outbound/outbound.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -60,15 +59,15 @@ static int invoice_id(json_t *body, char id[MOCO_ID_MAX_LEN + 1], struct lf_err 
     return lf_err_field(err, "id", "is required: the Moco invoice's id (a positive integer)");
 }
 
-/* The deal billed by Moco invoice id (any tenant: the id is Moco's, unique in the account the
- * process bills to): its tenant, id, lead and whether it is paid. LF_DB_ROW, LF_DB_DONE or
- * negative. Two tenants billing to one Moco account cannot share an invoice id; should a
- * restored backup ever make two deals carry one, the oldest is taken. */
+/* A deal a Moco invoice bills. */
 struct billed {
     char tenant_id[40], id[40], lead_id[40];
     int64_t paid_at; /* -1: not paid */
 };
 
+/* The deal billed by Moco invoice id, in any tenant: the id is Moco's, unique in the one Moco
+ * account the process bills to (should a restored backup ever make two deals carry one, the
+ * oldest is taken). LF_DB_ROW (b filled), LF_DB_DONE or a negative code. */
 static int find_billed(struct lf_conn *c, const char *invoice, struct billed *b)
 {
     struct lf_stmt *st =
@@ -106,9 +105,12 @@ static int mark_paid(struct lf_conn *c, const struct billed *b, const char *invo
     if (json_is_number(amount)) json_object_set(data, "amount", amount);
     json_t *currency = json_object_get(body, "currency");
     if (json_is_string(currency)) json_object_set(data, "currency", currency);
-    int drc;
-    json_t *deal = lf_deal_json(c, b->tenant_id, b->id, 0, &drc);
-    if (deal) json_object_set_new(data, "deal", deal);
+    json_t *deal = lf_deal_json(c, b->tenant_id, b->id, 0, &rc);
+    if (deal == NULL) {
+        json_decref(data);
+        return rc < 0 ? rc : -LF_EINTERNAL;
+    }
+    json_object_set_new(data, "deal", deal); /* as every deal.* event carries it */
     char cause[MOCO_ID_MAX_LEN + 16];
     snprintf(cause, sizeof cause, "moco-invoice:%s", invoice);
     rc = lf_emit(c, b->tenant_id, "deal.paid", *b->lead_id ? b->lead_id : NULL, cause, data, now);
@@ -189,8 +191,7 @@ static void moco_webhook(struct lf_req *r)
         rc = lf_automate_commit(c, b.tenant_id, now, &err); /* rolls back when it fails */
     else
         lf_automate_rollback(c);
-    if (rc < 0) goto fail;
-    lf_outbox_committed(); /* deal.paid may have written webhook deliveries */
+    if (rc < 0) goto fail; /* the commit woke the dispatcher for deal.paid's deliveries */
     lf_log_info("deal paid", "{s:s, s:s, s:s, s:s?}", "tenant_id", b.tenant_id, "deal_id", b.id,
                 "moco_invoice_id", invoice, "moco_event", event);
     moco_reply(r, 200, "paid", NULL, b.id);
@@ -263,8 +264,9 @@ static int add_counts(struct lf_conn *c, const char *tenant, json_t *out[KINDS])
 {
     struct lf_stmt *st = lf_db_prepare(
         c,
-        "SELECT kind, status = 'dead', count(*) FROM deliveries WHERE tenant_id = ?"
-        " AND status IN ('pending', 'failed', 'in_flight', 'dead') GROUP BY kind, status = 'dead'",
+        "SELECT kind, CASE WHEN status = 'dead' THEN 1 ELSE 0 END AS dead, count(*)"
+        " FROM deliveries WHERE tenant_id = ? AND status IN ('pending', 'failed', 'in_flight',"
+        " 'dead') GROUP BY kind, dead",
         NULL);
     if (st == NULL) return -LF_EINTERNAL;
     int rc = lf_stmt_bind(st, "s", tenant);

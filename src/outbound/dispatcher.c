@@ -555,12 +555,13 @@ static int record(struct lf_conn *c, struct job *j, int64_t now, json_t *seen, i
                              " last_status = ?, last_error = NULL, updated_at = ? WHERE id = ?",
                              "IiIs", now, (int)j->status, now, j->id);
     }
-    if (ok)
+    if (ok) /* A Moco delivery found complete sent nothing: that claim was no try. */
         rc = lf_db_run(c, NULL,
                        "UPDATE deliveries SET status = 'succeeded', next_attempt_at = NULL,"
-                       " last_status = ?, last_error = NULL, delivered_at = ?, updated_at = ?"
-                       " WHERE id = ?",
-                       "NIIs", j->status > 0 ? (int64_t)j->status : -1, now, now, j->id);
+                       " attempts = attempts - ?, last_status = COALESCE(?, last_status),"
+                       " last_error = NULL, delivered_at = ?, updated_at = ? WHERE id = ?",
+                       "iNIIs", j->moco_done ? 1 : 0, j->status > 0 ? (int64_t)j->status : -1, now,
+                       now, j->id);
     if (ok && j->kind == K_WEBHOOK && *j->sub_id && rc >= 0)
         rc = lf_db_run(c, NULL,
                        "UPDATE subscriptions SET failing_since = NULL WHERE tenant_id = ?"

@@ -3,6 +3,7 @@ the offer, sync_moco create_invoice the invoice, a 500 is retried without creati
 ENABLE_MOCO_SYNC=0 keeps the work waiting; the payment webhook (signature, shared secret,
 unknown and unpaid invoices, repeats) marks the deal paid and emits deal.paid; the
 integrations status shows configuration, backlog and the last success."""
+import concurrent.futures
 import datetime
 import hashlib
 import hmac
@@ -380,6 +381,23 @@ def test_the_event_pay_counts_as_paid_and_the_shared_secret_header_works(hooks_s
              headers={"X-Leadflow-Webhook-Secret": SECRET})
     assert r.status_code == 200 and r.json()["status"] == "paid", r.text
     assert deal_of(t, deal["id"])["paid_at"] is not None
+
+
+def test_one_payment_delivered_many_times_at_once_counts_once(hooks_server):
+    t = Tenant(hooks_server)
+    inv = new_invoice_id()
+    lead, deal = invoiced(t, inv)
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        got = list(pool.map(lambda _: hook(hooks_server, {"id": inv, "status": "paid"}),
+                            range(10)))
+    assert all(r.status_code == 200 for r in got), [r.text for r in got]
+    assert sorted(r.json()["status"] for r in got) == ["already_paid"] * 9 + ["paid"]
+    assert len(paid_events(t, lead["id"])) == 1
+
+
+def test_a_body_over_256_kib_is_413(hooks_server):
+    raw = json.dumps({"id": 1, "status": "paid", "pad": "x" * (256 * 1024)}).encode()
+    problem(hook(hooks_server, None, raw=raw), 413)
 
 
 def test_unpaid_unknown_and_other_targets_are_ignored(hooks_server):
