@@ -345,7 +345,61 @@ static void integrations_status(struct lf_req *r)
                             out[MOCO]));
 }
 
+/* The tenant's Moco setting: {"create_on_won": true} unless set otherwise. */
+static json_t *moco_setting(struct lf_conn *c, const char *tenant_id)
+{
+    json_t *s = lf_settings_get(c, tenant_id, "moco");
+    json_t *on = json_object_get(s, "create_on_won");
+    json_t *doc = json_pack("{s:b}", "create_on_won", on == NULL || json_is_true(on));
+    json_decref(s);
+    return doc;
+}
+
+static void get_moco(struct lf_req *r)
+{
+    struct lf_conn *c = lf_api_conn(r, LF_DB_READ);
+    if (c == NULL) return;
+    json_t *doc = moco_setting(c, r->auth.tenant_id);
+    lf_db_release(c);
+    lf_reply_json(r, 200, doc);
+}
+
+/* PUT {"create_on_won": bool}: whether a won deal creates the customer and the offer in Moco. */
+static void put_moco(struct lf_req *r)
+{
+    static const char *const members[] = {"create_on_won", NULL};
+    struct lf_err err = {0};
+    json_t *body = lf_req_json(r, &err);
+    if (body) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(body, key, v)
+        {
+            if (!lf_api_one_of(key, members))
+                lf_err_field(&err, key, "is not a member of this body (allowed: create_on_won)");
+        }
+        if (!json_is_boolean(json_object_get(body, "create_on_won")))
+            lf_err_field(&err, "create_on_won", "must be true or false");
+    }
+    struct lf_conn *c = err.code == 0 ? lf_api_conn(r, LF_DB_WRITE) : NULL;
+    if (c) {
+        int rc = lf_settings_put(c, r->auth.tenant_id, "moco", body, lf_now_ms());
+        json_t *doc = rc == 0 ? moco_setting(c, r->auth.tenant_id) : NULL;
+        lf_db_release(c);
+        if (doc)
+            lf_reply_json(r, 200, doc);
+        else
+            lf_reply_error(r, rc, NULL);
+    } else if (err.code) {
+        lf_reply_error(r, err.code, &err);
+    }
+    json_decref(body);
+    lf_err_clear(&err);
+}
+
 const struct lf_route lf_integrations_routes[] = {
+    {"GET", "/api/v1/settings/moco", get_moco, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0, 0},
+    {"PUT", "/api/v1/settings/moco", put_moco, LF_AUTH_TOKEN, LF_ROLES_ADMIN, 1, 0, 0},
     {"POST", "/api/v1/integrations/moco/webhook", moco_webhook, LF_AUTH_NONE, 0, 0, 0,
      MOCO_BODY_MAX},
     {"GET", "/api/v1/integrations/status", integrations_status, LF_AUTH_TOKEN, LF_ROLES_READ, 0, 0,

@@ -222,6 +222,22 @@ def test_a_won_deal_creates_the_customer_and_the_offer(fresh_server, moco):
         assert log and all(a["target"].startswith(moco.base_url) for a in log), log
 
 
+def test_the_moco_setting_switches_the_work_of_a_won_deal(fresh_server, moco):
+    s = moco_server(fresh_server, moco)
+    t = Tenant(s)
+    assert t.get("/api/v1/settings/moco").json() == {"create_on_won": True}
+    for bad in ({"create_on_won": "yes"}, {"create_on_won": True, "x": 1}, {}):
+        r = t.put("/api/v1/settings/moco", bad)
+        assert r.status_code == 400, r.text
+    assert t.get("/api/v1/settings/moco").json() == {"create_on_won": True}
+    r = t.put("/api/v1/settings/moco", {"create_on_won": False})
+    assert r.status_code == 200 and r.json() == {"create_on_won": False}
+    lead, deal = customer_with_deal(t)
+    win(t, deal)
+    time.sleep(0.5)
+    assert moco_deliveries(t) == [] and moco.requests == []
+
+
 def test_sync_moco_create_invoice_creates_customer_offer_and_invoice_once(fresh_server, moco):
     s = moco_server(fresh_server, moco)
     t = Tenant(s)
