@@ -9,12 +9,14 @@
  * connections can wait at once. The delay is the same for every request, so the timer's
  * queue is a FIFO ordered by due time.
  *
- * It counts POSTs (when the body is complete), distinct `webhook-id` headers (a hash set),
+ * It counts POSTs (when the body is complete), distinct `webhook-id` headers per port (a hash
+ * set; Standard Webhooks gives a message the same id at every endpoint it goes to),
  * connections (open, most open at once, accepted in all: the sender's keep-alive reuse),
  * and the first and last POST's arrival (wall clock, µs), and prints the counts as "key
  * value" lines on SIGTERM or SIGINT, and every 100 ms into --stats-file (written to a
- * temporary name and renamed, so a reader never sees half a file). --verify SECRET checks
- * each request's Standard Webhooks signature (costs an HMAC and a copy of the body).
+ * temporary name and renamed, so a reader never sees half a file). --verify checks each
+ * request's Standard Webhooks signature with its port's subscription secret (costs an HMAC
+ * and a copy of the body).
  * GET answers the same counts. */
 #define _GNU_SOURCE
 
@@ -63,7 +65,6 @@ struct request {
     struct request *next; /* in the timer queue */
     int64_t due_us;       /* monotonic: when to resume */
     int counted;          /* the body arrived and the POST was counted */
-    int delayed;          /* suspended once for the delay */
     char *body;           /* with --verify only */
     size_t body_len;
     int body_overflow;
@@ -311,7 +312,6 @@ static void check_signature(struct request *r, const char *id)
 /* Suspends the request's connection until now + delay; the timer thread resumes it. */
 static void delay_request(struct request *r)
 {
-    r->delayed = 1;
     r->due_us = clock_us(CLOCK_MONOTONIC) + (int64_t)opt.delay_ms * 1000;
     r->next = NULL;
     MHD_suspend_connection(r->conn);
@@ -399,9 +399,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!r->counted) { /* the body is complete */
         const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-id");
         if (id && id[0]) {
-            char cut[ID_MAX + 1];
-            snprintf(cut, sizeof cut, "%s", id);
-            ids_add(cut);
+            /* per endpoint: one event's message has the same id at every subscription */
+            char key[ID_MAX + 8];
+            snprintf(key, sizeof key, "%d:%.*s", r->port_index, ID_MAX, id);
+            ids_add(key);
         } else {
             atomic_fetch_add(&n_missing_id, 1);
         }
@@ -450,14 +451,18 @@ static void start_daemons(void)
     for (int i = 0; i < opt.ports; i++) {
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(opt.port + i)};
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        /* the thread pool option only when there is a pool (1 or 0 draws a warning) */
+        struct MHD_OptionItem pool[] = {
+            {MHD_OPTION_THREAD_POOL_SIZE, opt.threads, NULL},
+            {MHD_OPTION_END, 0, NULL},
+        };
         daemons[i] = MHD_start_daemon(
             flags, (uint16_t)(opt.port + i), NULL, NULL, on_request, (void *)(intptr_t)i,
             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-            (unsigned)(opt.threads > 1 ? opt.threads : 0), MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)CONN_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, NULL, MHD_OPTION_END);
+            (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_ARRAY,
+            opt.threads > 1 ? pool : pool + 1, MHD_OPTION_END);
         if (daemons[i] == NULL) die("cannot listen on 127.0.0.1:%d", opt.port + i);
     }
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks leadflow on throwaway databases: single-event ingest, batch ingest, an optional
 # wrk cross-check, the drain rate of the processing framework, the lead drain with the
-# default scoring and intent rules, and the score decay job. See docs/BENCHMARKS.md.
+# default scoring and intent rules, the score decay job, and the webhook fan-out to a local
+# receiver (fast and slow). See docs/BENCHMARKS.md.
 #
 # usage: bench/run.sh BUILD_DIR [SCENARIO...]     (`make bench` builds and runs them all)
-#   SCENARIO is a, b, c, d, e or f (default: all; or BENCH_SCENARIOS="e f"). (c) drains what
-#   (a), (b) and (d) ingested, so it needs at least one of them; (e) and (f) stand alone.
+#   SCENARIO is a, b, c, d, e, f, g or h (default: all; or BENCH_SCENARIOS="e f"). (c) drains
+#   what (a), (b) and (d) ingested, so it needs at least one of them; (e) to (h) stand alone.
 #
 # Every server listens on 127.0.0.1 only and is stopped on exit, however the script ends.
 # Knobs (environment), defaults in brackets:
@@ -33,13 +34,27 @@
 #   BENCH_DECAY_ROWS      [1000000] score_history rows in the decay scenario (f)
 #   BENCH_DECAY_LEADS     [20000]   leads they belong to
 #   BENCH_DECAY_TIMEOUT_S [600]     give up on the decay job's request after this long
+#   BENCH_FANOUT_EVENTS   [10000]   events in the fast fan-out (g)
+#   BENCH_FANOUT_SLOW_EVENTS [2000] events in the slow fan-out (h)
+#   BENCH_FANOUT_SUBS     [10]      subscriptions in (g) and (h), each on its own receiver port
+#   BENCH_FANOUT_DELAY_MS [200]     how long the receiver of (h) waits before answering
+#   BENCH_FANOUT_MODE     [live]    live: the events are ingested and processed while the
+#                                   dispatcher sends; backlog: they are ingested and processed
+#                                   with LEADFLOW_DISPATCHER=0 first, then the server restarts
+#                                   with the dispatcher on and sends the full outbox
+#   BENCH_FANOUT_TIMEOUT_S [600]    give up waiting for the deliveries after this long
+#   BENCH_FANOUT_VERIFY   [0]       1: the receiver checks every signature (costs its CPU)
+#   BENCH_RECEIVER_THREADS [1]      epoll threads per receiver port
+#   BENCH_DISPATCH_CONCURRENCY []   LEADFLOW_DISPATCH_CONCURRENCY for (g) and (h); empty = the
+#                                   server's default
+#   BENCH_DISPATCH_PER_HOST []      LEADFLOW_DISPATCH_PER_HOST for (g) and (h), likewise
 #
 # Every server runs with LEADFLOW_SCHEDULER=0, so no scheduled job (the score decay at 02:00
 # UTC) runs in the middle of a measurement; (f) runs the job by hand.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
-    echo "usage: bench/run.sh BUILD_DIR [a|b|c|d|e|f ...]" >&2
+    echo "usage: bench/run.sh BUILD_DIR [a|b|c|d|e|f|g|h ...]" >&2
     exit 2
 fi
 build=$(cd "$1" && pwd)
@@ -49,11 +64,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # against the same libsqlite3 as the server) when there is one.
 benchpy=/usr/bin/python3
 [ -x "$benchpy" ] || benchpy=python3
-scenarios=" ${*:-${BENCH_SCENARIOS:-a b c d e f}} "
+scenarios=" ${*:-${BENCH_SCENARIOS:-a b c d e f g h}} "
 for s in $scenarios; do
     case "$s" in
-    a | b | c | d | e | f) ;;
-    *) echo "run.sh: unknown scenario '$s' (a, b, c, d, e or f)" >&2; exit 2 ;;
+    a | b | c | d | e | f | g | h) ;;
+    *) echo "run.sh: unknown scenario '$s' (a, b, c, d, e, f, g or h)" >&2; exit 2 ;;
     esac
 done
 want() { [[ "$scenarios" == *" $1 "* ]]; }
@@ -63,7 +78,10 @@ if want c && ! want a && ! want b && ! want d; then
 fi
 server_bin=$build/leadflow
 loadgen=$build/lf-loadgen
-for b in "$server_bin" "$loadgen"; do
+receiver=$build/lf-receiver
+needed=("$server_bin" "$loadgen")
+if want g || want h; then needed+=("$receiver"); fi
+for b in "${needed[@]}"; do
     [ -x "$b" ] || { echo "run.sh: $b is missing; run 'make bench'" >&2; exit 2; }
 done
 for tool in curl python3; do
@@ -91,6 +109,24 @@ lead_known=${BENCH_LEAD_KNOWN:-13333}
 decay_rows=${BENCH_DECAY_ROWS:-1000000}
 decay_leads=${BENCH_DECAY_LEADS:-20000}
 decay_timeout=${BENCH_DECAY_TIMEOUT_S:-600}
+fanout_events=${BENCH_FANOUT_EVENTS:-10000}
+fanout_slow_events=${BENCH_FANOUT_SLOW_EVENTS:-2000}
+fanout_subs=${BENCH_FANOUT_SUBS:-10}
+fanout_delay=${BENCH_FANOUT_DELAY_MS:-200}
+fanout_mode=${BENCH_FANOUT_MODE:-live}
+fanout_timeout=${BENCH_FANOUT_TIMEOUT_S:-600}
+fanout_verify=${BENCH_FANOUT_VERIFY:-0}
+receiver_threads=${BENCH_RECEIVER_THREADS:-1}
+dispatch_concurrency=${BENCH_DISPATCH_CONCURRENCY:-}
+dispatch_per_host=${BENCH_DISPATCH_PER_HOST:-}
+case "$fanout_mode" in
+live | backlog) ;;
+*) echo "run.sh: BENCH_FANOUT_MODE must be live or backlog" >&2; exit 2 ;;
+esac
+if [ "$fanout_subs" -lt 1 ] || [ "$fanout_subs" -gt 64 ]; then
+    echo "run.sh: BENCH_FANOUT_SUBS must be 1 to 64 (one receiver port each)" >&2
+    exit 2
+fi
 batch_requests=$(((batch_events + batch_size - 1) / batch_size))
 
 # The servers get only what this script sets: no LEADFLOW_* from the caller's environment.
@@ -102,6 +138,10 @@ log=$tmp/server.log
 jwt_secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 server_pid=""
 port=""
+# Extra environment for the servers of a scenario (NAME=value words), and the receiver of (g)
+# and (h).
+server_env=()
+receiver_pid=""
 failures=0
 clk_tck=$(getconf CLK_TCK)
 
@@ -124,9 +164,23 @@ halt_server() {
     return "$rc"
 }
 
+# Stops the receiver of (g) and (h) (SIGTERM: it prints its final counts), killing it after 5 s.
+halt_receiver() {
+    [ -n "$receiver_pid" ] || return 0
+    kill -TERM "$receiver_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$receiver_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$receiver_pid" 2>/dev/null || true
+    wait "$receiver_pid" 2>/dev/null || true
+    receiver_pid=""
+}
+
 cleanup() {
     local rc=$?
     halt_server 10 || true
+    halt_receiver || true
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
         echo "run.sh: kept $tmp (database and server.log)" >&2
     else
@@ -176,6 +230,7 @@ start_server() {
         env LEADFLOW_DB="$db" LEADFLOW_JWT_SECRET="$jwt_secret" \
             LEADFLOW_LISTEN="127.0.0.1:$port" LEADFLOW_WORKERS="$workers" \
             LEADFLOW_ACCESS_LOG=0 LEADFLOW_SCHEDULER=0 ${sync_mode:+LEADFLOW_SYNC="$sync_mode"} \
+            "${server_env[@]}" \
             "$server_bin" serve >>"$log" 2>&1 &
         server_pid=$!
         up=0
@@ -215,9 +270,12 @@ stop_server() {
 }
 
 # CPU seconds (user + system) the server has used so far.
-server_cpu() {
+server_cpu() { proc_cpu "$server_pid"; }
+
+# CPU seconds (user + system) process $1 has used so far (0 when it is gone).
+proc_cpu() {
     awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' \
-        "/proc/$server_pid/stat"
+        "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # CPU seconds the whole machine has been busy (user, nice, system, irq, softirq), all cores.
@@ -581,6 +639,298 @@ PY
     "$benchpy" "$here/benchdb.py" plans "$db"
 fi
 
+# ---- (g) and (h): webhook fan-out to a local receiver
+
+# The first of N consecutive free ports below the ephemeral range (see free_port).
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 32000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+else:
+    raise SystemExit("run.sh: no free ports found")
+PY
+}
+
+# The event types of the load generator's basic mix: each event matches every subscription
+# once, and the domain events the stages write (lead.created, lead.scored, ...) match none.
+fanout_types='["page_view","form_submit","email_open","webinar_signup"]'
+
+# Creates fanout_subs subscriptions on the running server, subscription i pointing at
+# 127.0.0.1:(base + i). Prints their secrets, comma-separated, in port order.
+create_subscriptions() {
+    python3 - "http://127.0.0.1:$port" "$token" "$1" "$fanout_subs" "$fanout_types" <<'PY'
+import json, sys, urllib.error, urllib.request
+base, token, first, n, types = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+secrets = []
+for i in range(n):
+    body = {"url": f"http://127.0.0.1:{first + i}/hooks/{i}", "event_types": types,
+            "description": f"bench fan-out {i + 1} of {n}"}
+    req = urllib.request.Request(base + "/api/v1/subscriptions", json.dumps(body).encode(),
+                                 {"Authorization": "Bearer " + token,
+                                  "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            status, answer = r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        sys.exit(f"run.sh: POST /api/v1/subscriptions answered {e.code}: {e.read().decode()[:500]}")
+    if status != 201 or not answer.get("secret"):
+        sys.exit(f"run.sh: POST /api/v1/subscriptions answered {status}: {answer}")
+    secrets.append(answer["secret"])
+print(",".join(secrets))
+PY
+}
+
+# Starts the receiver on fanout_subs ports from $1 with delay $2 ms, its counts in
+# $tmp/$3.rstats (every 100 ms) and $tmp/$3.rcv (at exit); $4: secrets for --verify or empty.
+start_receiver() {
+    local first=$1 delay=$2 name=$3 secrets=$4
+    rstats=$tmp/$name.rstats
+    rm -f "$rstats"
+    "$receiver" --port "$first" --ports "$fanout_subs" --threads "$receiver_threads" \
+        --delay-ms "$delay" --stats-file "$rstats" ${secrets:+--verify "$secrets"} \
+        >"$tmp/$name.rcv" 2>&1 &
+    receiver_pid=$!
+    for _ in $(seq 1 50); do
+        [ -s "$rstats" ] && return 0
+        kill -0 "$receiver_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: the receiver did not start on ports $first-$((first + fanout_subs - 1)):" >&2
+    cat "$tmp/$name.rcv" >&2
+    receiver_pid=""
+    exit 1
+}
+
+# Waits until the receiver has counted $1 POSTs (or BENCH_FANOUT_TIMEOUT_S passed, or the
+# receiver or the server is gone), printing progress every 5 s. 0 when they arrived.
+wait_deliveries() {
+    local expected=$1 got t_start t_last_say n=0
+    t_start=$(date +%s)
+    t_last_say=$t_start
+    while :; do
+        got=$(kv requests "$rstats")
+        got=${got:-0}
+        [ "$got" -ge "$expected" ] && return 0
+        if ! kill -0 "$receiver_pid" 2>/dev/null; then
+            echo "run.sh: the receiver exited ($got of $expected deliveries)" >&2
+            return 1
+        fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            echo "run.sh: the server exited ($got of $expected deliveries)" >&2
+            tail -20 "$log" >&2
+            return 1
+        fi
+        n=$((n + 1))
+        if [ $((n % 10)) -eq 0 ]; then
+            local now_s
+            now_s=$(date +%s)
+            if [ $((now_s - t_start)) -ge "$fanout_timeout" ]; then
+                echo "run.sh: only $got of $expected deliveries within ${fanout_timeout} s" >&2
+                return 1
+            fi
+            if [ $((now_s - t_last_say)) -ge 5 ]; then
+                echo "... $got of $expected deliveries after $((now_s - t_start)) s"
+                t_last_say=$now_s
+            fi
+        fi
+        sleep 0.1
+    done
+}
+
+# The CPU seconds of process $1's busiest threads (the server's threads are not named; in
+# (g) one of them, the dispatcher, is the limit when it nears the wall time).
+busiest_threads() {
+    local t
+    for t in /proc/"$1"/task/*/stat; do
+        awk -v k="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / k }' "$t" 2>/dev/null
+    done | sort -rn | head -3 | tr '\n' ' ' | sed 's/ $//; s/ /, /g'
+}
+
+# What the server recorded (the database, read-only): deliveries by status, the tries, their
+# durations (p50, p99, max in ms), the errors, and when the outbox rows were written and
+# delivered. Waits up to 30 s for $2 deliveries to be marked succeeded (the receiver counts a
+# delivery before the server records its answer).
+delivery_report() {
+    "$benchpy" - "$1" "$2" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=30)
+expected = int(sys.argv[2])
+deadline = time.monotonic() + 30
+while True:
+    by_status = dict(db.execute(
+        "SELECT status, count(*) FROM deliveries WHERE kind = 'webhook' GROUP BY status"))
+    if by_status.get("succeeded", 0) >= expected or time.monotonic() > deadline:
+        break
+    time.sleep(0.25)
+print("deliveries_by_status", ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none")
+print("succeeded", by_status.get("succeeded", 0))
+created0, created1, delivered1 = db.execute(
+    "SELECT min(created_at), max(created_at), max(delivered_at) FROM deliveries"
+    " WHERE kind = 'webhook'").fetchone()
+print("outbox_written_ms", created0 or 0, created1 or 0)
+print("last_delivered_ms", delivered1 or 0)
+durations = [d for (d,) in db.execute(
+    "SELECT duration_ms FROM delivery_attempts WHERE duration_ms IS NOT NULL ORDER BY duration_ms")]
+n = len(durations)
+pick = lambda q: durations[min(n - 1, int(q * n))] if n else 0
+print("attempts", db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0])
+print("attempt_ms_p50", pick(0.5))
+print("attempt_ms_p99", pick(0.99))
+print("attempt_ms_max", durations[-1] if n else 0)
+failed = db.execute(
+    "SELECT count(*) FROM delivery_attempts WHERE status_code IS NULL"
+    " OR status_code < 200 OR status_code >= 300").fetchone()[0]
+print("attempts_failed", failed)
+errors = db.execute(
+    "SELECT coalesce(error, 'HTTP ' || status_code), count(*) FROM delivery_attempts"
+    " WHERE status_code IS NULL OR status_code < 200 OR status_code >= 300"
+    " GROUP BY 1 ORDER BY 2 DESC LIMIT 3").fetchall()
+print("attempt_errors", "; ".join(f"{e} ({c})" for e, c in errors) or "none")
+PY
+}
+
+# (g) or (h): NAME EVENTS DELAY_MS. A server (release build) with LEADFLOW_WORKERS =
+# BENCH_DRAIN_WORKERS and private targets allowed, fanout_subs subscriptions each pointing at
+# its own port of the receiver, EVENTS events of the load generator's basic mix (batches of
+# 100), so EVENTS x fanout_subs deliveries. Measures from the first ingest request (backlog
+# mode: from the restart with the dispatcher on) until the receiver has counted them all.
+# Sets fo_* for the summary.
+measure_fanout() {
+    local name=$1 events=$2 delay=$3
+    local first secrets expected requests t0 t0_us cpu0 rcpu0 mcpu0 t_done
+    local scpu rcpu mcpu lgcpu ok_wait=1
+    db=$tmp/$name.db
+    server_env=(LEADFLOW_ALLOW_PRIVATE_TARGETS=1
+        ${dispatch_concurrency:+LEADFLOW_DISPATCH_CONCURRENCY=$dispatch_concurrency}
+        ${dispatch_per_host:+LEADFLOW_DISPATCH_PER_HOST=$dispatch_per_host})
+    [ "$fanout_mode" = backlog ] && server_env+=(LEADFLOW_DISPATCHER=0)
+    start_server "$drain_workers"
+    setup_tenant
+    first=$(free_ports "$fanout_subs")
+    secrets=$(create_subscriptions "$first")
+    [ "$fanout_verify" = 1 ] || secrets=""
+    start_receiver "$first" "$delay" "$name" "$secrets"
+    echo "server pid $server_pid on 127.0.0.1:$port (workers $drain_workers, ${server_env[*]});" \
+        "receiver pid $receiver_pid on 127.0.0.1:$first-$((first + fanout_subs - 1))," \
+        "delay ${delay} ms${secrets:+, checking signatures}; $fanout_subs subscriptions to $fanout_types"
+    requests=$(((events + 99) / 100))
+    cpu0=$(server_cpu)
+    rcpu0=$(proc_cpu "$receiver_pid")
+    mcpu0=$(machine_cpu)
+    t0_us=$(date +%s%6N)
+    run_loadgen "$name" --mode batch --batch 100 --connections 4 --requests "$requests"
+    fo_events=$(result_field events "$tmp/$name.out")
+    expected=$((${fo_events:-0} * fanout_subs))
+    lgcpu=$(result_field cpu_s "$tmp/$name.out")
+    if [ "$fanout_mode" = backlog ]; then
+        # process everything with the dispatcher off, then send the full outbox
+        "$benchpy" "$here/benchdb.py" wait-drained "$db" --timeout "$drain_timeout" \
+            --interval 0.25 >"$tmp/$name.wait" || true
+        echo "processed with the dispatcher off in $(elapsed "$(awk -v u="$t0_us" 'BEGIN { printf "%.6f", u / 1e6 }')" "$(now)") s;" \
+            "webhook deliveries pending: $("$benchpy" -c 'import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=30)
+print(db.execute("SELECT count(*) FROM deliveries WHERE kind = '"'webhook'"' AND status = '"'pending'"'").fetchone()[0])' "$db")"
+        stop_server
+        server_env=("${server_env[@]/LEADFLOW_DISPATCHER=0/LEADFLOW_DISPATCHER=1}")
+        mcpu0=$(machine_cpu)
+        rcpu0=$(proc_cpu "$receiver_pid")
+        lgcpu=0
+        t0_us=$(date +%s%6N)
+        start_server 0
+        cpu0=0
+    fi
+    wait_deliveries "$expected" || ok_wait=0
+    t_done=$(now)
+    scpu=$(awk -v a="$cpu0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
+    rcpu=$(awk -v a="$rcpu0" -v b="$(proc_cpu "$receiver_pid")" 'BEGIN { printf "%.2f", b - a }')
+    mcpu=$(awk -v a="$mcpu0" -v b="$(machine_cpu)" 'BEGIN { printf "%.2f", b - a }')
+    fo_threads=$(busiest_threads "$server_pid")
+    [ "$ok_wait" = 1 ] || failures=$((failures + 1))
+    # late and repeated deliveries still arrive within a second, if any
+    sleep 1
+    curl -fsS "http://127.0.0.1:$port/metrics" >"$tmp/$name.m2" || true
+    delivery_report "$db" "$expected" >"$tmp/$name.db.out"
+    halt_receiver
+    local rc=$tmp/$name.rcv
+    fo_got=$(kv requests "$rc")
+    fo_unique=$(kv unique_ids "$rc")
+    fo_dups=$(kv duplicates "$rc")
+    fo_window=$(kv window_s "$rc")
+    fo_rate=$(kv rate "$rc")
+    fo_first_s=$(awk -v a="$t0_us" -v b="$(kv first_us "$rc")" \
+        'BEGIN { if (b > 0) printf "%.2f", (b - a) / 1e6; else print "-" }')
+    fo_e2e_s=$(awk -v a="$t0_us" -v b="$(kv last_us "$rc")" \
+        'BEGIN { if (b > 0) printf "%.2f", (b - a) / 1e6; else print "-" }')
+    fo_e2e_rate=$(awk -v n="${fo_got:-0}" -v s="$fo_e2e_s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    fo_scpu=$scpu fo_rcpu=$rcpu fo_expected=$expected
+    fo_other=$(awk -v m="$mcpu" -v s="$scpu" -v r="$rcpu" -v l="${lgcpu:-0}" \
+        'BEGIN { o = m - s - r - l; printf "%.2f", (o < 0 ? 0 : o) }')
+    fo_wall=$(elapsed "$(awk -v u="$t0_us" 'BEGIN { printf "%.6f", u / 1e6 }')" "$t_done")
+    fo_p50=$(kv attempt_ms_p50 "$tmp/$name.db.out")
+    fo_p99=$(kv attempt_ms_p99 "$tmp/$name.db.out")
+    fo_max=$(kv attempt_ms_max "$tmp/$name.db.out")
+    fo_failed=$(kv attempts_failed "$tmp/$name.db.out")
+    # the steady rate: the median of the whole seconds between the first and the last
+    fo_steady=$(kv per_second "$rc" | tr ' ' '\n' | sed '1d;$d' | sort -n |
+        awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "-") }')
+    if [ "${fo_got:-0}" -ne "$expected" ] || [ "${fo_unique:-0}" -ne "$expected" ]; then
+        echo "run.sh: $name: expected $expected deliveries, the receiver counted ${fo_got:-0}" \
+            "(${fo_unique:-0} distinct webhook-ids)" >&2
+        failures=$((failures + 1))
+    fi
+    if [ -n "$secrets" ] && [ "$(kv bad_signatures "$rc")" != 0 ]; then
+        echo "run.sh: $name: $(kv bad_signatures "$rc") deliveries with a bad signature" >&2
+        failures=$((failures + 1))
+    fi
+    echo "receiver: ${fo_got:-0} POSTs, ${fo_unique:-0} distinct webhook-ids, ${fo_dups:-0} repeated," \
+        "$(kv missing_ids "$rc") without one; $(kv connections_total "$rc") connections" \
+        "(at most $(kv connections_max "$rc") open at once), at most $(kv suspended_max "$rc") waiting"
+    echo "per second from the first delivery: $(kv per_second "$rc")"
+    echo "dispatch: first delivery ${fo_first_s} s after the start, last after ${fo_e2e_s} s;" \
+        "first to last ${fo_window} s: ${fo_rate} deliveries/s (steady, median whole second: ${fo_steady}/s)"
+    echo "end to end: ${fo_got:-0} deliveries in ${fo_e2e_s} s from the $([ "$fanout_mode" = backlog ] && echo "restart" || echo "first ingest request"): ${fo_e2e_rate} deliveries/s"
+    sed 's/^/server recorded: /' "$tmp/$name.db.out"
+    grep -Ei '^leadflow_(deliver|dispatch|outbox|webhook)' "$tmp/$name.m2" 2>/dev/null |
+        sed 's/^/metric: /' || true
+    awk -v s="$scpu" -v r="$rcpu" -v l="${lgcpu:-0}" -v o="$fo_other" -v w="$fo_wall" 'BEGIN {
+        printf "CPU over %.2f s: server %.2f s (%.0f%% of one core), receiver %.2f s, load generator %.2f s, other processes %.2f s\n", \
+            w, s, (w > 0 ? 100 * s / w : 0), r, l, o }'
+    echo "the server's busiest threads since it started: $fo_threads s CPU"
+    stop_server
+    server_env=()
+}
+
+if want g; then
+    say "(g) webhook fan-out, fast receiver: $fanout_events events x $fanout_subs subscriptions ($fanout_mode)"
+    measure_fanout fanout "$fanout_events" 0
+    g_got=$fo_got g_window=$fo_window g_rate=$fo_rate g_e2e_s=$fo_e2e_s g_e2e_rate=$fo_e2e_rate
+    g_p50=$fo_p50 g_p99=$fo_p99 g_max=$fo_max g_failed=$fo_failed g_scpu=$fo_scpu g_rcpu=$fo_rcpu
+    g_other=$fo_other g_steady=$fo_steady g_dups=$fo_dups
+fi
+
+if want h; then
+    say "(h) webhook fan-out, receiver answering after ${fanout_delay} ms: $fanout_slow_events events x $fanout_subs subscriptions ($fanout_mode)"
+    measure_fanout fanout-slow "$fanout_slow_events" "$fanout_delay"
+    h_got=$fo_got h_window=$fo_window h_rate=$fo_rate h_e2e_s=$fo_e2e_s h_e2e_rate=$fo_e2e_rate
+    h_p50=$fo_p50 h_p99=$fo_p99 h_max=$fo_max h_failed=$fo_failed h_scpu=$fo_scpu h_rcpu=$fo_rcpu
+    h_other=$fo_other h_steady=$fo_steady h_dups=$fo_dups
+fi
+
 say "summary (LEADFLOW_SYNC=${sync_mode:-full}; latency in ms)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 line() { printf '%-34s %10s %8s %10s %9s %9s %9s %7s  %s\n' "$@"; }
@@ -620,6 +970,18 @@ if want f; then
     line "(f) score decay, $decay_rows rows" "${f_rows:-?}" "$f_s" "$f_rps" - - - - \
         "< 10 s: $verdict_decay; rows/s; check $f_check"
 fi
+if want g; then
+    verdict_fanout=$(awk -v e="${g_rate:-0}" 'BEGIN { print ((e >= 20000) ? "met" : "NOT met") }')
+    line "(g) fan-out x$fanout_subs, fast" "${g_got:-0}" "${g_window:-?}" "${g_rate:-?}" \
+        "${g_p50:-?}" "${g_p99:-?}" "${g_max:-?}" "${g_failed:-?}" \
+        ">= 20000 deliveries/s: $verdict_fanout"
+fi
+if want h; then
+    verdict_slow=$(awk -v e="${h_rate:-0}" 'BEGIN { print ((e >= 2000) ? "met" : "NOT met") }')
+    line "(h) fan-out x$fanout_subs, ${fanout_delay} ms" "${h_got:-0}" "${h_window:-?}" \
+        "${h_rate:-?}" "${h_p50:-?}" "${h_p99:-?}" "${h_max:-?}" "${h_failed:-?}" \
+        ">= 2000 deliveries/s: $verdict_slow"
+fi
 [ -n "$wrk_line" ] && echo "$wrk_line"
 echo
 for s in single batch; do
@@ -631,6 +993,18 @@ if want e; then
 fi
 if want f; then
     echo "(f) ${f_leads:-?} leads rescored; server $f_cpu s CPU during the job, other processes $f_other s CPU"
+fi
+if want g || want h; then
+    echo "(g) and (h): events/s is deliveries/s from the receiver's first to its last POST;" \
+        "p50/p99/max are the server's recorded try durations; errors are failed tries"
+fi
+if want g; then
+    echo "(g, $fanout_mode) end to end ${g_e2e_s:-?} s (${g_e2e_rate:-?} deliveries/s; steady ${g_steady:-?}/s);" \
+        "server ${g_scpu:-?} s CPU, receiver ${g_rcpu:-?} s, other processes ${g_other:-?} s; ${g_dups:-0} repeated"
+fi
+if want h; then
+    echo "(h, $fanout_mode) end to end ${h_e2e_s:-?} s (${h_e2e_rate:-?} deliveries/s; steady ${h_steady:-?}/s);" \
+        "server ${h_scpu:-?} s CPU, receiver ${h_rcpu:-?} s, other processes ${h_other:-?} s; ${h_dups:-0} repeated"
 fi
 if [ "$failures" -ne 0 ]; then
     echo "run.sh: $failures scenario(s) had errors; see above" >&2

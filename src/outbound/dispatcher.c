@@ -193,40 +193,91 @@ static struct curl_slist *header(struct curl_slist *h, const char *name, const c
     return h;
 }
 
+/* A subscription as a claim reads it, once per claim (a fan-out claims many deliveries of few
+ * subscriptions). */
+struct sub_row {
+    char tenant_id[40], id[40];
+    int state; /* 1 active, 0 disabled, -1 deleted */
+    char *url, *secret, *previous;
+};
+
+struct sub_rows {
+    struct sub_row *v;
+    size_t n, cap;
+};
+
+static void sub_rows_free(struct sub_rows *rows)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        free(rows->v[i].url);
+        free(rows->v[i].secret);
+        free(rows->v[i].previous);
+    }
+    free(rows->v);
+}
+
+static int sub_row_get(struct lf_conn *c, struct sub_rows *rows, const char *tenant_id,
+                       const char *id, int64_t now, const struct sub_row **out)
+{
+    for (size_t i = 0; i < rows->n; i++)
+        if (strcmp(rows->v[i].id, id) == 0 && strcmp(rows->v[i].tenant_id, tenant_id) == 0) {
+            *out = &rows->v[i];
+            return 0;
+        }
+    struct lf_stmt *st = lf_db_prepare(c,
+                                       "SELECT url, secret, previous_secret,"
+                                       " previous_secret_until, is_active FROM subscriptions"
+                                       " WHERE tenant_id = ? AND id = ?",
+                                       NULL);
+    if (st == NULL) return -LF_ESTORE;
+    lf_stmt_bind(st, "ss", tenant_id, id);
+    int rc = lf_stmt_step(st);
+    if (rc < 0) {
+        lf_stmt_done(st);
+        return rc;
+    }
+    if (rows->n == rows->cap) {
+        rows->cap = rows->cap ? 2 * rows->cap : 8;
+        rows->v = lf_xrealloc(rows->v, rows->cap * sizeof(*rows->v));
+    }
+    struct sub_row *r = &rows->v[rows->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->tenant_id, sizeof r->tenant_id, "%s", tenant_id);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->state = rc == LF_DB_ROW ? (int)(lf_stmt_int(st, 4) != 0) : -1;
+    if (rc == LF_DB_ROW) {
+        r->url = lf_xstrdup(lf_stmt_text(st, 0));
+        r->secret = lf_xstrdup(lf_stmt_text(st, 1));
+        if (lf_stmt_text(st, 2) && lf_stmt_int(st, 3) > now)
+            r->previous = lf_xstrdup(lf_stmt_text(st, 2));
+    }
+    lf_stmt_done(st);
+    *out = r;
+    return 0;
+}
+
 /* A webhook: the subscription's URL and secrets as they are now; signed per Standard
  * Webhooks (two signatures while a rotated-out secret is still valid). */
-static int prep_webhook(struct lf_conn *c, struct job *j, const char *target,
+static int prep_webhook(struct lf_conn *c, struct sub_rows *rows, struct job *j, const char *target,
                         const char *message_id, int64_t now)
 {
-    char *secret = NULL, *previous = NULL;
+    const char *secret = NULL, *previous = NULL;
     int rc = 0;
     if (*j->sub_id) {
-        struct lf_stmt *st = lf_db_prepare(c,
-                                           "SELECT url, secret, previous_secret,"
-                                           " previous_secret_until, is_active FROM subscriptions"
-                                           " WHERE tenant_id = ? AND id = ?",
-                                           NULL);
-        if (st == NULL) return -LF_ESTORE;
-        lf_stmt_bind(st, "ss", j->tenant_id, j->sub_id);
-        rc = lf_stmt_step(st);
-        if (rc == LF_DB_ROW) {
-            if (lf_stmt_int(st, 4) == 0) {
-                j->no_try = 1;
-                job_fail(j, "the subscription is disabled%s", NULL);
-            } else {
-                j->url = lf_xstrdup(lf_stmt_text(st, 0));
-                secret = lf_xstrdup(lf_stmt_text(st, 1));
-                if (lf_stmt_text(st, 2) && lf_stmt_int(st, 3) > now)
-                    previous = lf_xstrdup(lf_stmt_text(st, 2));
-            }
-        }
-        lf_stmt_done(st);
+        const struct sub_row *sub;
+        rc = sub_row_get(c, rows, j->tenant_id, j->sub_id, now, &sub);
         if (rc < 0) return rc;
-        if (rc == LF_DB_DONE) {
+        if (sub->state != 1) {
             j->no_try = 1;
-            job_fail(j, "the subscription was deleted%s", NULL);
+            job_fail(j,
+                     sub->state == 0 ? "the subscription is disabled%s"
+                                     : "the subscription was deleted%s",
+                     NULL);
+            return 0;
         }
-        if (j->no_try) return 0;
+        j->url = lf_xstrdup(sub->url);
+        secret = sub->secret;
+        previous = sub->previous;
     } else {
         j->url = lf_xstrdup(target); /* an automation action's own URL: unsigned */
     }
@@ -252,8 +303,6 @@ static int prep_webhook(struct lf_conn *c, struct job *j, const char *target,
             job_fail(j, "the subscription's secret is unusable%s", NULL);
         }
     }
-    free(secret);
-    free(previous);
     return 0;
 }
 
@@ -385,7 +434,7 @@ static int claim_some(struct dispatcher *d, struct lf_conn *c, const char *kinds
     snprintf(sql, sizeof sql,
              "UPDATE deliveries SET status = 'in_flight', attempts = attempts + 1,"
              " next_attempt_at = ?, updated_at = ? WHERE id IN (SELECT id FROM deliveries"
-             " WHERE next_attempt_at <= ? AND %s ORDER BY next_attempt_at, id LIMIT ?)"
+             " WHERE next_attempt_at <= ? AND %s ORDER BY next_attempt_at LIMIT ?)"
              " RETURNING id, tenant_id, kind, subscription_id, event_id, target, payload,"
              " attempts, message_id",
              kinds_sql);
@@ -427,6 +476,7 @@ static int claim(struct dispatcher *d, int64_t now, struct job ***ready, size_t 
     struct lf_conn *c = lf_db_acquire(d->app->db, LF_DB_WRITE, &err);
     if (c == NULL) return -LF_ESTORE;
     size_t first = d->n;
+    struct sub_rows subs = {0};
     int rc = lf_db_begin(c), got = 0;
     if (rc == 0) rc = got = claim_some(d, c, "kind <> 'moco'", room, now);
     if (rc >= 0 && got < room && moco_ready(d, now)) {
@@ -439,7 +489,7 @@ static int claim(struct dispatcher *d, int64_t now, struct job ***ready, size_t 
         j->answer = NULL;
         j->url = NULL;
         if (j->kind == K_WEBHOOK)
-            rc = prep_webhook(c, j, target, message_id, now);
+            rc = prep_webhook(c, &subs, j, target, message_id, now);
         else if (j->kind == K_SLACK)
             rc = prep_slack(c, d->app, j, target);
         else
@@ -450,6 +500,7 @@ static int claim(struct dispatcher *d, int64_t now, struct job ***ready, size_t 
         free(message_id);
         free(target);
     }
+    sub_rows_free(&subs);
     if (rc >= 0) rc = lf_db_commit(c);
     if (rc < 0) {
         lf_db_rollback(c);
@@ -489,6 +540,17 @@ static void integration(json_t *seen, const struct job *j, int ok, int64_t now)
         json_object_set_new(o, "success", json_integer(now));
     else
         json_object_set_new(o, "error", json_string(j->error ? j->error : "failed"));
+}
+
+/* 1 the first time in this round a delivery of j's subscription succeeded (its failure clock
+ * is cleared once per round). */
+static int first_success(json_t *seen, const struct job *j)
+{
+    char key[90];
+    snprintf(key, sizeof key, "ok/%s/%s", j->tenant_id, j->sub_id);
+    if (json_object_get(seen, key)) return 0;
+    json_object_set_new(seen, key, json_true());
+    return 1;
 }
 
 /* The subscription failed: starts its failure clock; disables it after five days without a
@@ -562,7 +624,7 @@ static int record(struct lf_conn *c, struct job *j, int64_t now, json_t *seen, i
                        " last_error = NULL, delivered_at = ?, updated_at = ? WHERE id = ?",
                        "iNIIs", j->moco_done ? 1 : 0, j->status > 0 ? (int64_t)j->status : -1, now,
                        now, j->id);
-    if (ok && j->kind == K_WEBHOOK && *j->sub_id && rc >= 0)
+    if (ok && j->kind == K_WEBHOOK && *j->sub_id && rc >= 0 && first_success(seen, j))
         rc = lf_db_run(c, NULL,
                        "UPDATE subscriptions SET failing_since = NULL WHERE tenant_id = ?"
                        " AND id = ? AND failing_since IS NOT NULL",
@@ -602,6 +664,7 @@ static int record_integrations(struct lf_conn *c, json_t *seen, int64_t now)
     int rc = 0;
     json_object_foreach(seen, key, o)
     {
+        if (!json_is_object(o)) continue; /* a subscription's success mark */
         const char *t = json_string_value(json_object_get(o, "tenant"));
         const char *k = json_string_value(json_object_get(o, "kind"));
         json_t *ok = json_object_get(o, "success");
