@@ -236,12 +236,13 @@ const char *lf_auto_message_text(const char *name)
     return NULL;
 }
 
-/* A webhook action's URL follows the rules of a subscription's (lf_target_check). */
+/* A webhook action's URL follows the rules of a subscription's, without resolving its name
+ * (rules are checked while the writer is held; names are judged at connect time). */
 static void target_check(const char *url, const char *path, struct lf_err *err)
 {
     const struct lf_config *cfg = lf_relay_config();
     struct lf_err why = {0};
-    if (cfg && lf_target_check(cfg, url, &why) < 0) lf_err_field(err, path, "%s", why.msg);
+    if (cfg && lf_target_check_quick(cfg, url, &why) < 0) lf_err_field(err, path, "%s", why.msg);
     lf_err_clear(&why);
 }
 

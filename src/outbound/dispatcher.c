@@ -50,8 +50,10 @@ struct job {
     enum kind kind;
     int attempts; /* this try's number */
     char *url;
+    char *shown; /* what the attempt log names instead of the URL (Slack's URL is a secret) */
     char *body;
     struct curl_slist *headers;
+    size_t host; /* index into the dispatcher's hosts */
     struct lf_moco_req moco;
     CURL *easy;
     char *answer; /* the response, up to cap bytes */
@@ -79,6 +81,15 @@ struct dispatcher {
     int64_t moco_window_at; /* the start of the current second of Moco requests */
     int moco_in_window;
     _Atomic int64_t next_claim_at; /* also set by lf_dispatcher_notify */
+    /* Per target host and port: transfers in curl, at most cfg.dispatch_per_host; the rest
+     * wait here, outside curl, so their timeouts start only when they are sent. */
+    struct host {
+        char key[256];
+        int active;
+    } * hosts;
+    size_t n_hosts, cap_hosts;
+    struct job **waiting;
+    size_t n_waiting;
 };
 
 static pthread_mutex_t instance_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -175,6 +186,7 @@ static void job_free(struct job *j)
 {
     if (j == NULL) return;
     free(j->url);
+    free(j->shown);
     free(j->body);
     free(j->answer);
     free(j->error);
@@ -312,7 +324,13 @@ static int prep_slack(struct lf_conn *c, struct lf_app *app, struct job *j, cons
 {
     char url[2048];
     int rc = lf_slack_url(c, &app->cfg, j->tenant_id, target, url, sizeof url);
-    if (rc < 0) return rc;
+    if (rc == -LF_ESTORE) return rc;
+    if (rc < 0) { /* e.g. a URL too long to use: this delivery cannot be sent, others can */
+        j->no_try = 1;
+        job_fail(j, "the Slack URL is unusable (%s)", lf_strerror(rc));
+        return 0;
+    }
+    j->shown = lf_xstrdup(target && *target ? target : "default"); /* the URL is a secret */
     if (rc == 0) {
         j->no_try = 1;
         job_fail(j, "Slack is not configured (SLACK_WEBHOOK_URL or the slack setting)%s", NULL);
@@ -320,8 +338,15 @@ static int prep_slack(struct lf_conn *c, struct lf_app *app, struct job *j, cons
     }
     j->url = lf_xstrdup(url);
     json_t *msg = json_loads(j->body, 0, NULL);
+    const char *text = json_string_value(json_object_get(msg, "text"));
+    if (msg && json_object_get(msg, "blocks") == NULL && (text == NULL || *text == '\0')) {
+        json_decref(msg); /* Slack refuses an empty message: no try would ever succeed */
+        j->no_try = 1;
+        job_fail(j, "the message is empty%s", NULL);
+        return 0;
+    }
     if (msg && json_object_get(msg, "blocks") == NULL) {
-        json_t *full = lf_slack_text_message(json_string_value(json_object_get(msg, "text")));
+        json_t *full = lf_slack_text_message(text);
         json_decref(msg);
         msg = full;
     }
@@ -372,6 +397,53 @@ static int prep_moco(struct lf_conn *c, struct lf_app *app, struct job *j)
     return 0;
 }
 
+/* The host table's entry for url's "host:port" (the authority), added when new. */
+static size_t host_of(struct dispatcher *d, const char *url)
+{
+    const char *a = strstr(url, "://");
+    a = a ? a + 3 : url;
+    size_t n = strcspn(a, "/?#");
+    if (n >= sizeof d->hosts[0].key) n = sizeof d->hosts[0].key - 1;
+    for (size_t i = 0; i < d->n_hosts; i++)
+        if (strncmp(d->hosts[i].key, a, n) == 0 && d->hosts[i].key[n] == '\0') return i;
+    if (d->n_hosts == d->cap_hosts) {
+        d->cap_hosts = d->cap_hosts ? 2 * d->cap_hosts : 16;
+        d->hosts = lf_xrealloc(d->hosts, d->cap_hosts * sizeof(*d->hosts));
+    }
+    struct host *h = &d->hosts[d->n_hosts];
+    memcpy(h->key, a, n);
+    h->key[n] = '\0';
+    h->active = 0;
+    return d->n_hosts++;
+}
+
+/* Sends j now when its host has a free slot, else queues it. */
+static void launch(struct dispatcher *d, struct job *j)
+{
+    struct host *h = &d->hosts[j->host];
+    if (h->active >= d->app->cfg.dispatch_per_host) {
+        d->waiting[d->n_waiting++] = j;
+        return;
+    }
+    h->active++;
+    j->started_at = lf_now_ms();
+    curl_multi_add_handle(d->multi, j->easy);
+}
+
+/* A transfer to host ended: the first job waiting for it goes. */
+static void host_freed(struct dispatcher *d, size_t host)
+{
+    d->hosts[host].active--;
+    for (size_t i = 0; i < d->n_waiting; i++)
+        if (d->waiting[i]->host == host) {
+            struct job *j = d->waiting[i];
+            memmove(&d->waiting[i], &d->waiting[i + 1], (d->n_waiting - i - 1) * sizeof(j));
+            d->n_waiting--;
+            launch(d, j);
+            return;
+        }
+}
+
 /* Hands a prepared job to curl. */
 static void start(struct dispatcher *d, struct job *j)
 {
@@ -399,12 +471,12 @@ static void start(struct dispatcher *d, struct job *j)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->curl_error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    if (j->kind == K_WEBHOOK && !d->app->cfg.allow_private_targets) {
+    if (j->kind != K_MOCO && !d->app->cfg.allow_private_targets) {
         curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_public);
         curl_easy_setopt(e, CURLOPT_PROXY, ""); /* a proxy would hide the target's address */
     }
-    j->started_at = lf_now_ms();
-    curl_multi_add_handle(d->multi, e);
+    j->host = host_of(d, j->url);
+    launch(d, j);
 }
 
 /* ---- claiming */
@@ -478,7 +550,11 @@ static int claim(struct dispatcher *d, int64_t now, struct job ***ready, size_t 
     size_t first = d->n;
     struct sub_rows subs = {0};
     int rc = lf_db_begin(c), got = 0;
-    if (rc == 0) rc = got = claim_some(d, c, "kind <> 'moco'", room, now);
+    if (rc == 0) rc = got = claim_some(d, c, "kind = 'webhook'", room, now);
+    if (rc >= 0 && got < room) {
+        rc = claim_some(d, c, "kind = 'slack'", room - got, now);
+        if (rc > 0) got += rc;
+    }
     if (rc >= 0 && got < room && moco_ready(d, now)) {
         rc = claim_some(d, c, "kind = 'moco'", 1, now);
         if (rc > 0) got += rc;
@@ -596,7 +672,7 @@ static int record(struct lf_conn *c, struct job *j, int64_t now, json_t *seen, i
                        "sssiIINsss", attempt_id, j->tenant_id, j->id, j->attempts,
                        j->started_at ? j->started_at : now, took < 0 ? 0 : took,
                        j->status > 0 ? (int64_t)j->status : -1, ok ? NULL : j->error, excerpt,
-                       j->url);
+                       j->shown ? j->shown : j->url);
         free(excerpt);
     }
     if (rc < 0) return rc;
@@ -738,6 +814,7 @@ static void collect(struct dispatcher *d, struct job **done, size_t *n_done)
         d->idle[d->n_idle++] = m->easy_handle;
         j->easy = NULL;
         done[(*n_done)++] = j;
+        host_freed(d, j->host);
     }
 }
 
@@ -798,7 +875,7 @@ static void *dispatch_main(void *arg)
             n_done = 0;
             continue; /* room was made: claim at once */
         }
-        int64_t wait = atomic_load(&d->next_claim_at) - now;
+        int64_t wait = stopping ? stop_at - now : atomic_load(&d->next_claim_at) - now;
         if (d->cap - d->n < batch && d->n > 0) wait = IDLE_POLL_MS; /* a transfer wakes us */
         if (n_done > 0 && wait > RECORD_WAIT_MS - (now - done_since))
             wait = RECORD_WAIT_MS - (now - done_since);
@@ -832,6 +909,7 @@ void lf_dispatcher_notify(void)
 
 int lf_dispatcher_recover(struct lf_app *app, struct lf_err *err)
 {
+    if (!app->cfg.dispatcher) return 0; /* the claims are another process's */
     struct lf_conn *c = lf_db_acquire(app->db, LF_DB_WRITE, err);
     if (c == NULL) return -LF_ESTORE;
     int64_t now = lf_now_ms();
@@ -853,6 +931,7 @@ int lf_dispatcher_start(struct lf_app *app, struct lf_err *err)
     d->cap = (size_t)app->cfg.dispatch_concurrency;
     d->jobs = lf_xcalloc(d->cap, sizeof *d->jobs);
     d->idle = lf_xcalloc(d->cap, sizeof *d->idle);
+    d->waiting = lf_xcalloc(d->cap, sizeof *d->waiting);
     d->multi = curl_multi_init();
     curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)d->cap);
     curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)app->cfg.dispatch_per_host);
@@ -867,6 +946,7 @@ int lf_dispatcher_start(struct lf_app *app, struct lf_err *err)
         curl_multi_cleanup(d->multi);
         free(d->jobs);
         free(d->idle);
+        free(d->waiting);
         free(d);
         return lf_err_set(err, -LF_EINTERNAL, "cannot start the dispatcher thread");
     }
@@ -892,6 +972,8 @@ void lf_dispatcher_stop(struct lf_app *app)
     curl_multi_cleanup(d->multi);
     free(d->jobs);
     free(d->idle);
+    free(d->waiting);
+    free(d->hosts);
     free(d);
 }
 
@@ -916,6 +998,7 @@ int lf_subscription_disable(struct lf_conn *c, const char *tenant_id, const char
                        " updated_at = ? WHERE tenant_id = ? AND id = ? AND is_active = 1",
                        "sIss", reason, now, tenant_id, id);
     if (rc < 0 || lf_db_changes(c) == 0) return rc < 0 ? rc : 0;
+    lf_subs_changed(); /* its own subscription.disabled must not be relayed to it */
     char cause[80];
     snprintf(cause, sizeof cause, "subscription:%s:%lld", id, (long long)now);
     json_t *data = json_pack("{s:s, s:s}", "subscription_id", id, "reason", reason);

@@ -111,6 +111,10 @@ int lf_subscription_disable(struct lf_conn *c, const char *tenant_id, const char
  * link-local or private (literal addresses, "localhost", and names that resolve to those).
  * Else -LF_EINVAL with the reason in err. */
 int lf_target_check(const struct lf_config *cfg, const char *url, struct lf_err *err);
+/* The same without resolving names (only literal addresses and "localhost" are judged): for
+ * checks made while the store's writer is held, where a slow resolver would stall everyone.
+ * The dispatcher refuses private addresses at connect time anyway. */
+int lf_target_check_quick(const struct lf_config *cfg, const char *url, struct lf_err *err);
 /* 1 when the address (struct sockaddr *) is loopback, private, link-local, unspecified or
  * otherwise not a public unicast address. */
 int lf_addr_private(const void *sockaddr);
@@ -153,8 +157,15 @@ int lf_slack_verify(const char *secret, const char *timestamp, const char *body,
 /* Block Kit messages: {"text": fallback, "blocks": [...]} (new references). */
 json_t *lf_slack_text_message(const char *text);
 json_t *lf_slack_hot_lead(json_t *lead, json_t *data);
-/* Buttons' values are "route:<tenant id>:<lead id>:<pipeline id>". */
+/* Buttons' values are "route:<tenant id>:<lead id>:<pipeline id>:<mac>" (lf_slack_button_mac). */
 json_t *lf_slack_conflict(const char *tenant_id, json_t *lead, json_t *data);
+
+/* The mac ending a button's value: 32 hex digits of HMAC-SHA256 over the value before it
+ * ("route:<tenant>:<lead>:<pipeline>") keyed with the server's secret (LEADFLOW_JWT_SECRET).
+ * Slack's signature proves a click came through the Slack app; the mac proves leadflow made
+ * the button, so nobody can route another tenant's lead with a hand-made one. */
+#define LF_SLACK_MAC_LEN 32
+void lf_slack_button_mac(const char *value, char out[LF_SLACK_MAC_LEN + 1]);
 
 /* The incoming-webhook URL for a channel (NULL or "default": the default) of the tenant:
  * the tenant setting "slack" {"default_url", "channels": {name: url}}, else

@@ -292,13 +292,27 @@ static void conflict_reason(struct text *t, const char *reason, long long confid
     }
 }
 
+void lf_slack_button_mac(const char *value, char out[LF_SLACK_MAC_LEN + 1])
+{
+    const struct lf_config *cfg = lf_relay_config();
+    const char *key = cfg && cfg->jwt_secret ? cfg->jwt_secret : "";
+    unsigned char mac[LF_SHA256_LEN];
+    char hex[2 * LF_SHA256_LEN + 1];
+    lf_hmac_sha256(key, strlen(key), value, strlen(value), mac);
+    lf_hex_encode(mac, LF_SHA256_LEN, hex);
+    memcpy(out, hex, LF_SLACK_MAC_LEN);
+    out[LF_SLACK_MAC_LEN] = '\0';
+}
+
 /* The button routing the lead into a candidate's pipeline; NULL when the value would not fit. */
 static json_t *route_button(const char *tenant_id, const char *lead_id, json_t *cand)
 {
     const char *pid = str(cand, "pipeline_id"), *pipeline = str(cand, "pipeline");
-    char value[BUTTON_VALUE + 1];
+    char value[BUTTON_VALUE + 1], mac[LF_SLACK_MAC_LEN + 1];
     int n = snprintf(value, sizeof value, "route:%s:%s:%s", tenant_id, lead_id, pid);
-    if (n < 0 || (size_t)n >= sizeof value) return NULL;
+    if (n < 0 || (size_t)n + 1 + LF_SLACK_MAC_LEN >= sizeof value) return NULL;
+    lf_slack_button_mac(value, mac);
+    snprintf(value + n, sizeof value - (size_t)n, ":%s", mac);
     struct text t;
     text_init(&t, BUTTON_TEXT_MAX);
     put(&t, "Route to ", 0);

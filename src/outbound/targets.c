@@ -270,12 +270,14 @@ out:
     return rc;
 }
 
-int lf_target_check(const struct lf_config *cfg, const char *url, struct lf_err *err)
+static int check(const struct lf_config *cfg, const char *url, int resolve_names,
+                 struct lf_err *err)
 {
     struct target t;
     if (url == NULL || url[0] == '\0') return lf_err_set(err, -LF_EINVAL, "url is required");
     int rc = parse_target(url, &t, err);
     if (rc < 0) return rc;
+    if (t.port <= 0 || t.port > 65535) return lf_err_set(err, -LF_EINVAL, "url has no usable port");
 
     struct sockaddr_storage addr, listen_addr;
     int is_literal = literal(t.host, &addr);
@@ -290,7 +292,7 @@ int lf_target_check(const struct lf_config *cfg, const char *url, struct lf_err 
         int self = local || strcmp(t.host, listen_host) == 0 ||
                    (is_literal && listen_literal &&
                     addr_equal((struct sockaddr *)&addr, (struct sockaddr *)&listen_addr));
-        if (!self && !is_literal) {
+        if (!self && !is_literal && resolve_names) {
             struct resolved res;
             resolve(t.host, listen_literal ? (struct sockaddr *)&listen_addr : NULL, &res);
             self = res.any_self;
@@ -304,8 +306,19 @@ int lf_target_check(const struct lf_config *cfg, const char *url, struct lf_err 
         if (lf_addr_private(&addr)) return lf_err_set(err, -LF_EINVAL, MSG_PRIVATE);
         return 0;
     }
+    if (!resolve_names) return 0;
     struct resolved res;
     resolve(t.host, NULL, &res);
     if (res.any_private) return lf_err_set(err, -LF_EINVAL, MSG_PRIVATE);
     return 0;
+}
+
+int lf_target_check(const struct lf_config *cfg, const char *url, struct lf_err *err)
+{
+    return check(cfg, url, 1, err);
+}
+
+int lf_target_check_quick(const struct lf_config *cfg, const char *url, struct lf_err *err)
+{
+    return check(cfg, url, 0, err);
 }

@@ -17,8 +17,16 @@ import uuid
 
 import pytest
 
-from conftest import Server, Tenant, fields_of, problem, uniq
+from conftest import JWT_SECRET, Server, Tenant, fields_of, problem, uniq
 from webhook_receiver import Receiver
+
+
+def button(tenant_id, lead_id, pipeline_id):
+    """A route button's value as leadflow makes it: the ids and a mac keyed with the server's
+    secret."""
+    head = f"route:{tenant_id}:{lead_id}:{pipeline_id}"
+    mac = hmac.new(JWT_SECRET.encode(), head.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{head}:{mac}"
 
 SECRET = "slack-signing-secret-0123456789"
 INTERACTIONS = "/api/v1/integrations/slack/interactions"
@@ -193,7 +201,7 @@ def test_routing_conflict_message_has_a_button_per_candidate(t, slack):
     assert "*b2b*: 40 points" in text and "*research*: 40 points" in text
     buttons = block(msg, "actions")["elements"]
     tid = t.tenant_id()
-    want = {f"route:{tid}:{lead_id}:{t.pipeline_id(p)}": f"Route to {p}"
+    want = {button(tid, lead_id, t.pipeline_id(p)): f"Route to {p}"
             for p in ("b2b", "research")}
     assert {b["value"]: b["text"]["text"] for b in buttons} == want
     assert {b["action_id"] for b in buttons} == {"route_lead"}
@@ -214,7 +222,7 @@ def test_interaction_routes_the_lead_with_a_deal_and_runs_automation(t):
     rule = t.auto("event", {"event_type": "lead.routed"}, "create_task",
                   {"title": "Call {lead.email}"})
     email, lead_id = t.conflict_lead()
-    value = f"route:{t.tenant_id()}:{lead_id}:{t.pipeline_id('research')}"
+    value = button(t.tenant_id(), lead_id, t.pipeline_id('research'))
     r = interact(t.s, click(value))
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("application/json")
@@ -238,7 +246,7 @@ def test_interaction_routes_the_lead_with_a_deal_and_runs_automation(t):
     assert len(logs) == 1 and logs[0]["status"] == "executed"
 
     # a second click (here: another person, on the other button) changes nothing
-    other = f"route:{t.tenant_id()}:{lead_id}:{t.pipeline_id('b2b')}"
+    other = button(t.tenant_id(), lead_id, t.pipeline_id('b2b'))
     r = interact(t.s, click(other, user={"id": "U0BOB"}))
     assert r.status_code == 200, r.text
     assert r.json()["replace_original"] is False
@@ -249,7 +257,7 @@ def test_interaction_routes_the_lead_with_a_deal_and_runs_automation(t):
 
 def test_interaction_by_user_id_when_slack_sends_no_name(t):
     email, lead_id = t.conflict_lead()
-    value = f"route:{t.tenant_id()}:{lead_id}:{t.pipeline_id('b2b')}"
+    value = button(t.tenant_id(), lead_id, t.pipeline_id('b2b'))
     r = interact(t.s, click(value, user={"id": "U0NONAME", "team_id": "T0TEAM"}))
     assert r.status_code == 200 and r.json()["text"] == f"Routed {email} to b2b by U0NONAME"
     assert t.routing_log(lead_id)[-1] == ("manual", "slack:U0NONAME")
@@ -257,7 +265,7 @@ def test_interaction_by_user_id_when_slack_sends_no_name(t):
 
 def test_interaction_signature_bad_missing_or_stale_is_401(t):
     email, lead_id = t.conflict_lead()
-    value = f"route:{t.tenant_id()}:{lead_id}:{t.pipeline_id('b2b')}"
+    value = button(t.tenant_id(), lead_id, t.pipeline_id('b2b'))
     now = int(time.time())
     for kw in ({"secret": "not-the-secret"},
                {"ts": now - 301},  # older than five minutes: a replay
@@ -287,17 +295,19 @@ def test_interaction_that_cannot_route_answers_200_with_the_reason(t, server):
     email, lead_id = t.conflict_lead()
     tid, b2b = t.tenant_id(), t.pipeline_id("b2b")
     cases = [
-        (f"route:{tid}:{uuid.uuid4()}:{b2b}", "That lead no longer exists"),
-        (f"route:{tid}:{lead_id}:{uuid.uuid4()}", "That pipeline no longer exists"),
-        (f"route:{uuid.uuid4()}:{lead_id}:{b2b}", "tenant is gone"),
+        (button(tid, uuid.uuid4(), b2b), "That lead no longer exists"),
+        (button(tid, lead_id, uuid.uuid4()), "That pipeline no longer exists"),
+        (button(uuid.uuid4(), lead_id, b2b), "tenant is gone"),
         ("route:nope", "not one leadflow made"),
         (f"route:{tid}:{lead_id}:{b2b}:extra", "not one leadflow made"),
+        (f"route:{tid}:{lead_id}:{b2b}", "not one leadflow made"),  # unsigned
+        (button(tid, lead_id, b2b)[:-1] + "0", "not one leadflow made"),  # a forged mac
         ("", "not one leadflow made"),
     ]
     # another tenant's lead is not found through this tenant's button
     other = Team(server)
     o_email, o_lead = other.conflict_lead()
-    cases.append((f"route:{tid}:{o_lead}:{b2b}", "That lead no longer exists"))
+    cases.append((button(tid, o_lead, b2b), "That lead no longer exists"))
     for value, reason in cases:
         r = interact(t.s, click(value))
         assert r.status_code == 200, r.text
@@ -359,6 +369,27 @@ def test_send_notification_reaches_slack_and_its_channel(t, slack):
         assert not [r for r in slack.requests if f"Sales: {email}".encode() in r.body]
         d = t.delivery(lambda d: d["payload"].get("text") == f"Sales: {email}")
         assert d["target"] == "#sales"
+        # the attempt log names the channel, never its URL (a credential viewers could read)
+        full = wait_status(t, d["id"], "succeeded")
+        assert [x["target"] for x in full["attempt_log"]] == ["#sales"]
+
+
+def wait_status(t, delivery_id, status, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        d = t.get(f"/api/v1/deliveries/{delivery_id}").json()
+        if d["status"] == status or time.time() > deadline:
+            assert d["status"] == status, d
+            return d
+        time.sleep(0.05)
+
+
+def test_an_empty_notification_is_given_up_unsent(t, slack):
+    t.auto("event", {"event_type": "quiet"}, "send_notification", {"text": "{lead.first_name}"})
+    t.send("quiet", uniq("q") + "@corp.example")
+    d = t.delivery(lambda d: d["payload"].get("text") == "", status="dead")
+    d = t.get(f"/api/v1/deliveries/{d['id']}").json()
+    assert d["last_error"] == "the message is empty" and len(d["attempt_log"]) == 1
 
 
 def test_slack_setting(t, server):

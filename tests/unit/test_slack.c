@@ -140,6 +140,16 @@ static int ends_with(const char *s, const char *end)
 #define P_B2B  "0190a0b0-0000-7000-8000-0000000000b2"
 #define P_RES  "0190a0b0-0000-7000-8000-0000000000e5"
 
+/* A button's value: "route:<tenant>:<lead>:<pipeline>:<mac>". */
+static void assert_button_value(json_t *b, const char *pipeline)
+{
+    char head[200], mac[LF_SLACK_MAC_LEN + 1], want[240];
+    snprintf(head, sizeof head, "route:%s:%s:%s", TENANT, LEAD, pipeline);
+    lf_slack_button_mac(head, mac);
+    snprintf(want, sizeof want, "%s:%s", head, mac);
+    assert_string_equal(json_string_value(json_object_get(b, "value")), want);
+}
+
 static json_t *conflict_data(const char *b2b_name)
 {
     return json_pack("{s:s, s:i, s:n, s:i, s:[{s:s, s:i, s:i, s:s, s:s}, {s:s, s:i, s:i, s:s,"
@@ -175,12 +185,10 @@ static void test_conflict_buttons(void **state)
     json_t *b = json_array_get(buttons, 0);
     assert_string_equal(json_string_value(json_object_get(b, "type")), "button");
     assert_string_equal(json_string_value(json_object_get(b, "action_id")), "route_lead");
-    assert_string_equal(json_string_value(json_object_get(b, "value")),
-                        "route:" TENANT ":" LEAD ":" P_B2B);
+    assert_button_value(b, P_B2B);
     assert_string_equal(text_of(json_object_get(b, "text")), "Route to b2b");
     b = json_array_get(buttons, 1);
-    assert_string_equal(json_string_value(json_object_get(b, "value")),
-                        "route:" TENANT ":" LEAD ":" P_RES);
+    assert_button_value(b, P_RES);
     json_decref(msg);
 
     /* no candidate with a pipeline: no actions block at all (Slack refuses an empty one) */
@@ -298,8 +306,7 @@ static void test_truncation(void **state)
     assert_int_equal(chars(bt), 75);
     assert_true(strncmp(bt, "Route to é", strlen("Route to é")) == 0);
     assert_true(ends_with(bt, "é…"));
-    assert_string_equal(json_string_value(json_object_get(b, "value")),
-                        "route:" TENANT ":" LEAD ":" P_B2B);
+    assert_button_value(b, P_B2B);
     json_decref(msg);
     json_decref(data);
     /* a field: 2,000 characters */

@@ -169,8 +169,8 @@ static void the_service_itself(void **state)
     accepted(LISTEN, 1, "http://127.0.0.1:9000/hook");
     accepted(LISTEN, 1, "http://localhost:8081/hook");
     accepted("10.0.0.5:9000", 1, "http://10.0.0.6:9000/x");
-    accepted("127.0.0.1:0", 1, "http://127.0.0.1:0/x"); /* port 0: not a port one can reach */
-    accepted(NULL, 1, "http://127.0.0.1:8080/x");       /* no listen address at all */
+    refused("127.0.0.1:0", 1, "http://127.0.0.1:0/x", "no usable port"); /* port 0: unreachable */
+    accepted(NULL, 1, "http://127.0.0.1:8080/x"); /* no listen address at all */
     refused(LISTEN, 0, "http://127.0.0.1:9000/hook", "LEADFLOW_ALLOW_PRIVATE_TARGETS is off");
     (void)state;
 }

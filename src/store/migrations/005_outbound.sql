@@ -9,6 +9,10 @@ ALTER TABLE deliveries ADD COLUMN step TEXT;
 -- message_id: a webhook's Standard Webhooks id (webhook-id), the same on every try.
 ALTER TABLE deliveries ADD COLUMN message_id TEXT;
 CREATE INDEX deliveries_status ON deliveries (tenant_id, status, kind);
+-- The dispatcher claims per kind in due order (Moco rows waiting while the sync is off are
+-- never walked past).
+CREATE INDEX deliveries_kind_due ON deliveries (kind, next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX deliveries_sub_created ON deliveries (tenant_id, subscription_id, created_at)
     WHERE subscription_id IS NOT NULL;
 
