@@ -483,11 +483,7 @@ static void list_logs(struct lf_req *r)
     if (success) lf_query_int(&q, " AND l.success = ?", strcmp(success, "true") == 0);
     if (status) lf_query_text(&q, " AND l.status = ?", status);
     if (since >= 0) lf_query_int(&q, " AND l.created_at >= ?", since);
-    if (cur_id) { /* strictly after the cursor, newest first, ties broken by id */
-        lf_query_int(&q, " AND (l.created_at < ?", cur_at);
-        lf_query_int(&q, " OR (l.created_at = ?", cur_at);
-        lf_query_text(&q, " AND l.id < ?))", cur_id);
-    }
+    if (cur_id) lf_query_before(&q, "l.", cur_at, cur_id);
     lf_query_int(&q, " ORDER BY l.created_at DESC, l.id DESC LIMIT ?", limit + 1);
     struct lf_conn *c = lf_api_conn(r, LF_DB_READ);
     if (c == NULL) goto out;

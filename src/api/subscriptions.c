@@ -129,11 +129,7 @@ static void list_subs(struct lf_req *r)
     lf_query_text(&q, "SELECT " SUB_COLS " FROM subscriptions WHERE tenant_id = ?",
                   r->auth.tenant_id);
     if (active) lf_query_int(&q, " AND is_active = ?", strcmp(active, "true") == 0);
-    if (cur_id) { /* strictly after the cursor: older, or as old with a smaller id */
-        lf_query_int(&q, " AND (created_at < ?", cur_at);
-        lf_query_int(&q, " OR (created_at = ?", cur_at);
-        lf_query_text(&q, " AND id < ?))", cur_id);
-    }
+    if (cur_id) lf_query_before(&q, "", cur_at, cur_id);
     lf_query_int(&q, " ORDER BY created_at DESC, id DESC LIMIT ?", limit + 1);
     struct lf_conn *c = lf_api_conn(r, LF_DB_READ);
     if (c == NULL) goto out;

@@ -2,6 +2,7 @@
 #include "store/query.h"
 
 #include <assert.h>
+#include <stdio.h>
 
 void lf_query_sql(struct lf_query *q, const char *fragment)
 {
@@ -43,4 +44,15 @@ void lf_query_free(struct lf_query *q)
 {
     lf_buf_free(&q->sql);
     q->nargs = 0;
+}
+
+void lf_query_before(struct lf_query *q, const char *t, int64_t at, const char *id)
+{
+    char frag[64];
+    snprintf(frag, sizeof frag, " AND (%screated_at < ?", t);
+    lf_query_int(q, frag, at);
+    snprintf(frag, sizeof frag, " OR (%screated_at = ?", t);
+    lf_query_int(q, frag, at);
+    snprintf(frag, sizeof frag, " AND %sid < ?))", t);
+    lf_query_text(q, frag, id);
 }
