@@ -118,6 +118,33 @@ def receivers():
         r.stop()
 
 
+def test_a_slow_host_queues_tries_outside_curl(tmp_path, receivers):
+    """With one slot per host, deliveries to a receiver taking 1 s wait for the slot without
+    their try's clock running: each try lasts about the receiver's second, none times out."""
+    rx = receivers(delay=1.0)
+    ENV_ONE = dict(ENV, LEADFLOW_DISPATCH_PER_HOST="1")
+    s = Server(tmp_path, **ENV_ONE).start()
+    try:
+        t = Tenant(s, keep_rules=True)
+        sub = subscribe(t, rx.url, ["slow"])
+        events = [{"event_type": "slow", "lead": {"email": f"slow{i}@hooks.example"}}
+                  for i in range(3)]
+        r = s.post("/api/v1/events/batch", {"events": events}, role="ingest", tenant=t.slug)
+        assert r.status_code == 202, r.text
+        t.wait_idle()
+        rows = deliveries(t, sub)
+        assert len(rows) == 3
+        for d in rows:
+            d = wait_status(t, d["id"], "succeeded", timeout=20)
+            [attempt] = d["attempt_log"]
+            assert 900 <= attempt["duration_ms"] < 1900, attempt  # its own second, not the queue's
+        # one at a time: the three answers came a second apart
+        times = sorted(q.time for q in rx.requests)
+        assert times[2] - times[0] >= 1.8, times
+    finally:
+        s.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # helpers
 
