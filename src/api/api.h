@@ -69,6 +69,9 @@ char *lf_api_like(struct lf_arena *a, const char *q);
 
 /* 1 when v is one of the NULL-ended set. */
 int lf_api_one_of(const char *v, const char *const *set);
+/* Adds an error for every member of the object o not in allowed (NULL-ended), named prefix +
+ * key: "is not a member of this body (allowed: a, b, c)". */
+void lf_api_members(json_t *o, const char *const *allowed, const char *prefix, struct lf_err *err);
 
 /* The query argument "cursor" in the form "<number>.<id>" (the sort value or time and the id
  * of the previous page's last item): NULL when absent; else the id part (borrowed from the

@@ -315,21 +315,6 @@ static void disable_rule(struct lf_req *r)
     set_active(r, 0);
 }
 
-/* Adds an error for every member of o not in allowed (NULL-ended), named prefix + key. */
-static void check_keys(json_t *o, const char *const *allowed, const char *prefix, const char *list,
-                       struct lf_err *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        if (lf_api_one_of(key, allowed)) continue;
-        char name[160];
-        snprintf(name, sizeof name, "%s%s", prefix, key);
-        lf_err_field(err, name, "is not a member of this body (allowed: %s)", list);
-    }
-}
-
 /* Checks the "event" member of a dry run: absent or null, an event id, or an event described
  * by event_type (required), metadata (an object), source and utm_* (strings). */
 static void check_dry_event(json_t *event, struct lf_err *err)
@@ -346,8 +331,7 @@ static void check_dry_event(json_t *event, struct lf_err *err)
         lf_err_field(err, "event", "must be an event id, or an object describing an event");
         return;
     }
-    check_keys(event, members, "event.",
-               "event_type, metadata, source, utm_source, utm_medium, utm_campaign", err);
+    lf_api_members(event, members, "event.", err);
     json_t *type = json_object_get(event, "event_type");
     if (!json_is_string(type) || json_string_length(type) == 0 || json_string_length(type) > 100)
         lf_err_field(err, "event.event_type", "is required: an event type of 1 to 100 characters");
@@ -376,7 +360,7 @@ static void test_rule(struct lf_req *r)
     json_t *body = lf_req_json(r, &err), *out = NULL;
     const char *lead = NULL;
     if (body) {
-        check_keys(body, members, "", "lead_id, event", &err);
+        lf_api_members(body, members, "", &err);
         lead = json_string_value(json_object_get(body, "lead_id"));
         if (lead == NULL || *lead == '\0') lf_err_field(&err, "lead_id", "is required: a lead id");
         check_dry_event(json_object_get(body, "event"), &err);

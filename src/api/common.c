@@ -77,6 +77,24 @@ int lf_api_one_of(const char *v, const char *const *set)
     return 0;
 }
 
+void lf_api_members(json_t *o, const char *const *allowed, const char *prefix, struct lf_err *err)
+{
+    char list[512] = "";
+    size_t n = 0;
+    for (const char *const *a = allowed; *a && n < sizeof list; a++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *a);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (lf_api_one_of(key, allowed)) continue;
+        char name[160];
+        snprintf(name, sizeof name, "%s%s", prefix, key);
+        lf_err_field(err, name, "is not a member of this body (allowed: %s)",
+                     *list ? list : "none");
+    }
+}
+
 int lf_api_int_arg(struct lf_req *r, const char *name, int64_t *out, int *present,
                    struct lf_err *err)
 {

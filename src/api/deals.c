@@ -198,20 +198,6 @@ static void get_deal(struct lf_req *r)
 
 /* ---- writes */
 
-/* Adds an error for every member of body not in allowed (n names). */
-static void check_keys(json_t *body, const char *const *allowed, size_t n, const char *list,
-                       struct lf_err *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v)
-    {
-        int ok = 0;
-        for (size_t i = 0; i < n; i++) ok |= strcmp(key, allowed[i]) == 0;
-        if (!ok) lf_err_field(err, key, "is not a member of this body (allowed: %s)", list);
-    }
-}
-
 /* An optional string member: NULL when absent or null; an error when of another type or not
  * 1..max bytes. */
 static const char *opt_string(json_t *body, const char *name, size_t max, struct lf_err *err)
@@ -265,17 +251,14 @@ static void check_fields(json_t *body, int creating, int64_t *close_at, struct l
 static void create_deal(struct lf_req *r)
 {
     static const char *const allowed[] = {
-        "lead_id",  "pipeline",          "stage", "name",    "value_cents",
-        "currency", "expected_close_at", "owner", "strategy"};
+        "lead_id",  "pipeline",          "stage", "name",     "value_cents",
+        "currency", "expected_close_at", "owner", "strategy", NULL};
     struct lf_err err = {0};
     json_t *body = lf_req_json(r, &err);
     struct lf_deal_new d = {.expected_close_at = -1, .strategy = -1, .by = r->auth.sub};
     const char *lead = NULL, *pipeline = NULL;
     if (body) {
-        check_keys(body, allowed, sizeof allowed / sizeof allowed[0],
-                   "lead_id, pipeline, stage, name, value_cents, currency, expected_close_at,"
-                   " owner, strategy",
-                   &err);
+        lf_api_members(body, allowed, "", &err);
         lead = json_string_value(json_object_get(body, "lead_id"));
         if (lead == NULL || *lead == '\0') lf_err_field(&err, "lead_id", "is required: a lead id");
         pipeline = json_string_value(json_object_get(body, "pipeline"));
@@ -460,12 +443,12 @@ static void run_action(struct lf_req *r, enum action act, const char *stage, con
 /* POST /deals/{id}/move {"stage"}. */
 static void move_deal(struct lf_req *r)
 {
-    static const char *const allowed[] = {"stage"};
+    static const char *const allowed[] = {"stage", NULL};
     struct lf_err err = {0};
     json_t *body = lf_req_json(r, &err);
     const char *stage = NULL;
     if (body) {
-        check_keys(body, allowed, 1, "stage", &err);
+        lf_api_members(body, allowed, "", &err);
         stage = json_string_value(json_object_get(body, "stage"));
         if (stage == NULL || *stage == '\0')
             lf_err_field(&err, "stage", "is required: a stage id or slug of the deal's pipeline");
@@ -481,12 +464,12 @@ static void move_deal(struct lf_req *r)
 /* POST /deals/{id}/close {"outcome", "reason"}. */
 static void close_deal(struct lf_req *r)
 {
-    static const char *const allowed[] = {"outcome", "reason"};
+    static const char *const allowed[] = {"outcome", "reason", NULL};
     struct lf_err err = {0};
     json_t *body = lf_req_json(r, &err);
     const char *outcome = NULL, *reason = NULL;
     if (body) {
-        check_keys(body, allowed, 2, "outcome, reason", &err);
+        lf_api_members(body, allowed, "", &err);
         outcome = json_string_value(json_object_get(body, "outcome"));
         if (outcome == NULL || (strcmp(outcome, "won") != 0 && strcmp(outcome, "lost") != 0))
             lf_err_field(&err, "outcome", "is required: won or lost");
@@ -505,7 +488,8 @@ static void reopen_deal(struct lf_req *r)
 {
     struct lf_err err = {0};
     json_t *body = r->body.len ? lf_req_json(r, &err) : NULL;
-    if (body) check_keys(body, NULL, 0, "none", &err);
+    static const char *const none[] = {NULL};
+    if (body) lf_api_members(body, none, "", &err);
     if (err.code)
         lf_reply_error(r, err.code, &err);
     else

@@ -371,13 +371,7 @@ static void put_moco(struct lf_req *r)
     struct lf_err err = {0};
     json_t *body = lf_req_json(r, &err);
     if (body) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(body, key, v)
-        {
-            if (!lf_api_one_of(key, members))
-                lf_err_field(&err, key, "is not a member of this body (allowed: create_on_won)");
-        }
+        lf_api_members(body, members, "", &err);
         if (!json_is_boolean(json_object_get(body, "create_on_won")))
             lf_err_field(&err, "create_on_won", "must be true or false");
     }

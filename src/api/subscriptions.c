@@ -204,18 +204,12 @@ static void check_patterns(json_t *v, struct lf_err *err)
 static int check_body(struct lf_req *r, json_t *body, int creating, struct sub_body *b,
                       struct lf_err *err)
 {
-    static const char *const members[] = {"url", "event_types", "description", "is_active", NULL};
-    const char *key;
+    static const char *const created[] = {"url", "event_types", "description", NULL};
+    static const char *const changed[] = {"url", "event_types", "description", "is_active", NULL};
     json_t *v;
     memset(b, 0, sizeof *b);
     b->is_active = -1;
-    json_object_foreach(body, key, v)
-    {
-        if (!lf_api_one_of(key, members) || (creating && strcmp(key, "is_active") == 0))
-            lf_err_field(err, key, "is not a member of this body (allowed: %s)",
-                         creating ? "url, event_types, description"
-                                  : "url, event_types, description, is_active");
-    }
+    lf_api_members(body, creating ? created : changed, "", err);
     v = json_object_get(body, "url");
     if (v == NULL && creating) {
         lf_err_field(err, "url", "is required: the http or https URL events are sent to");
@@ -558,13 +552,7 @@ static void recover_sub(struct lf_req *r)
     int64_t since, until, now = lf_now_ms();
     json_t *body = lf_req_json(r, &err);
     if (body) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(body, key, v)
-        {
-            if (!lf_api_one_of(key, members))
-                lf_err_field(&err, key, "is not a member of this body (allowed: since, until)");
-        }
+        lf_api_members(body, members, "", &err);
         body_time(body, "since", &since, &err);
         body_time(body, "until", &until, &err);
         if (json_object_get(body, "since") == NULL || json_is_null(json_object_get(body, "since")))
