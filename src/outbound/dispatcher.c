@@ -48,7 +48,9 @@ static const char *const kind_names[] = {"webhook", "slack", "moco"};
 struct job {
     char id[40], tenant_id[40], sub_id[40], event_id[40];
     enum kind kind;
-    int attempts; /* this try's number */
+    int attempts;     /* this try's number */
+    char *target;     /* the row's target: a URL, a Slack channel, a Moco path */
+    char *message_id; /* a webhook's id (NULL: the delivery's id) */
     char *url;
     char *shown; /* what the attempt log names instead of the URL (Slack's URL is a secret) */
     char *body;
@@ -185,6 +187,8 @@ static void job_fail(struct job *j, const char *fmt, const char *detail)
 static void job_free(struct job *j)
 {
     if (j == NULL) return;
+    free(j->target);
+    free(j->message_id);
     free(j->url);
     free(j->shown);
     free(j->body);
@@ -490,11 +494,10 @@ static int add_job(struct dispatcher *d, struct lf_stmt *st)
     j->kind = strcmp(kind, "slack") == 0 ? K_SLACK : strcmp(kind, "moco") == 0 ? K_MOCO : K_WEBHOOK;
     if (lf_stmt_text(st, 3)) snprintf(j->sub_id, sizeof j->sub_id, "%s", lf_stmt_text(st, 3));
     if (lf_stmt_text(st, 4)) snprintf(j->event_id, sizeof j->event_id, "%s", lf_stmt_text(st, 4));
-    j->url = lf_xstrdup(lf_stmt_text(st, 5) ? lf_stmt_text(st, 5) : ""); /* target, for now */
+    j->target = lf_xstrdup(lf_stmt_text(st, 5) ? lf_stmt_text(st, 5) : "");
     j->body = lf_xstrdup(lf_stmt_text(st, 6) ? lf_stmt_text(st, 6) : "{}");
     j->attempts = (int)lf_stmt_int(st, 7);
-    /* message id kept in answer until prepared (a borrowed column would not outlive step) */
-    j->answer = lf_stmt_text(st, 8) ? lf_xstrdup(lf_stmt_text(st, 8)) : NULL;
+    j->message_id = lf_stmt_text(st, 8) ? lf_xstrdup(lf_stmt_text(st, 8)) : NULL;
     d->jobs[d->n++] = j;
     return 0;
 }
@@ -561,20 +564,15 @@ static int claim(struct dispatcher *d, int64_t now, struct job ***ready, size_t 
     }
     for (size_t i = first; rc >= 0 && i < d->n; i++) {
         struct job *j = d->jobs[i];
-        char *message_id = j->answer, *target = j->url;
-        j->answer = NULL;
-        j->url = NULL;
         if (j->kind == K_WEBHOOK)
-            rc = prep_webhook(c, &subs, j, target, message_id, now);
+            rc = prep_webhook(c, &subs, j, j->target, j->message_id, now);
         else if (j->kind == K_SLACK)
-            rc = prep_slack(c, d->app, j, target);
+            rc = prep_slack(c, d->app, j, j->target);
         else
             rc = prep_moco(c, d->app, j);
         if (rc >= 0 && j->kind == K_MOCO && !j->no_try && !j->moco_done)
             rc = lf_db_run(c, NULL, "UPDATE deliveries SET step = ? WHERE id = ?", "ss",
                            j->moco.step, j->id);
-        free(message_id);
-        free(target);
     }
     sub_rows_free(&subs);
     if (rc >= 0) rc = lf_db_commit(c);
